@@ -1,0 +1,3 @@
+"""fault-diag: 1D vibration fault diagnosis under controlled noise."""
+
+__version__ = "0.1.0"
