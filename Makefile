@@ -9,7 +9,7 @@ EXTRAS ?= dev,export,mat73,sweeps
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow data lint format typecheck clean
+.PHONY: help install test test-slow test-all data train sweep sweep-smoke ui lint format typecheck clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -29,9 +29,28 @@ test: $(STAMP) ## run the test suite (integration tests use FAULT_DIAG_DATA_DIR)
 test-slow: $(STAMP) ## run only the slow tests
 	$(PY) -m pytest -q -m slow
 
+test-all: $(STAMP) ## run every test, slow ones included
+	$(PY) -m pytest -q -m "slow or not slow"
+
 data: $(STAMP) ## download / verify the CWRU files (or use FAULT_DIAG_DATA_DIR)
 	$(VENV)/bin/fd-data download --setup cwru10
 	$(VENV)/bin/fd-data verify
+
+train: $(STAMP) ## the main job: DRSN-CW on cwru10, Gaussian noise at 0 dB (ARGS='model=resnet1d ...')
+	$(VENV)/bin/fd-data download --setup cwru10
+	$(VENV)/bin/fd-train experiment=quickstart $(ARGS)
+
+sweep: $(STAMP) ## the SNR x noise x model x seed sweep, parallel jobs (ARGS to override)
+	$(VENV)/bin/fd-data download --setup cwru10
+	$(VENV)/bin/fd-train sweep=snr_grid trainer=quick $(ARGS)
+
+sweep-smoke: $(STAMP) ## a 2-model x 3-SNR, 1-epoch sweep (minutes on a CPU)
+	$(VENV)/bin/fd-train sweep=smoke $(ARGS)
+
+UI_PORT ?= 5000
+ui: $(STAMP) ## MLflow dashboard on http://127.0.0.1:$(UI_PORT) over the project's store
+	$(VENV)/bin/mlflow server --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" \
+	  --default-artifact-root "$(CURDIR)/mlartifacts" --host 127.0.0.1 --port $(UI_PORT)
 
 lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff check fault_diag tests scripts

@@ -1,0 +1,328 @@
+"""MLflow tracking: the store, experiments, sweep parent runs, and what each training run records.
+
+Facts this module is built around (DESIGN.md section 5, checked with mlflow 3.17):
+
+- The default store is ``sqlite:///<project root>/mlflow.db`` with an absolute path (a relative URI
+  would follow the working directory; ``./mlruns`` file stores raise in 3.17). ``MLFLOW_TRACKING_URI``
+  wins when set (a cluster points jobs at an ``mlflow server``).
+- Artifacts of new experiments go to ``<project root>/mlartifacts/<experiment>``, also absolute.
+- A parallel multirun on a fresh sqlite file races on schema migration, so the Hydra callback
+  :class:`MlflowSweepCallback` creates the store, the experiment and the sweep's parent run before any
+  job starts and writes the parent run id into the sweep folder; each job starts a child run of it.
+
+mlflow is imported lazily: ``tracking.backend=none`` never imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from fault_diag.paths import project_root
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+PARENT_RUN_FILE = "mlflow_parent_run.json"
+# Config keys that are machine-specific and would make runs look different across machines.
+_DROP_PARAM_PREFIXES = ("paths.", "data.root", "data.manifest", "tracking.tracking_uri")
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used."""
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` if set, else an absolute sqlite URI under the project root."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(configured: str | None) -> str:
+    """The configured URI, else the default; relative sqlite paths are made absolute from the root."""
+    uri = configured or default_tracking_uri()
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str((project_root() / uri[len(prefix) :]).resolve())
+    return uri
+
+
+def artifact_root() -> Path:
+    """Folder under which new experiments keep their artifacts."""
+    return project_root() / "mlartifacts"
+
+
+def check_store_writable(uri: str) -> None:
+    """Fail early, naming the path, when a local store or its artifact folder cannot be written."""
+    folders = []
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        folders.append(db.parent)
+        if db.exists() and not os.access(db, os.W_OK):
+            raise TrackingError(f"MLflow store {uri}: the file {db} is not writable")
+    if not uri.startswith(("http://", "https://", "databricks")):
+        folders.append(artifact_root())
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".fd-write-check-"):
+                pass
+        except OSError as exc:
+            raise TrackingError(
+                f"MLflow store {uri}: cannot write to {folder} ({exc.strerror or exc}); "
+                "set tracking.tracking_uri / MLFLOW_TRACKING_URI to a writable location "
+                "or use tracking=none"
+            ) from exc
+
+
+def get_client(uri: str) -> MlflowClient:
+    """An MlflowClient on ``uri``; creating it on a new sqlite file runs the schema migration."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    client.search_experiments(max_results=1)  # forces store creation / migration now
+    return client
+
+
+def get_or_create_experiment(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name``, created with an absolute artifact location when missing."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    uri = client.tracking_uri
+    location = None
+    if not uri.startswith(("http://", "https://", "databricks")):
+        location = (artifact_root() / name).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:  # another job created it between our check and create
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def git_commit() -> str:
+    """The project's git commit (``-dirty`` when the tree has changes), or ``unknown``."""
+    root = project_root()
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def flatten_params(cfg: DictConfig) -> dict[str, str]:
+    """The resolved config as flat ``a.b.c`` params, without machine paths (MLflow caps 6000 chars)."""
+    plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}{key}.", value)
+            return
+        key = prefix[:-1]
+        if key.startswith(_DROP_PARAM_PREFIXES):
+            return
+        out[key] = json.dumps(node) if isinstance(node, list) else str(node)
+
+    walk("", plain)
+    return out
+
+
+def read_parent_run(sweep_dir: Path) -> dict[str, str] | None:
+    """The parent-run record written by :class:`MlflowSweepCallback` in ``sweep_dir``, if any."""
+    path = sweep_dir / PARENT_RUN_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+
+
+try:
+    from hydra.experimental.callback import Callback as _HydraCallback
+except ImportError:  # pragma: no cover - hydra is a hard dependency
+    _HydraCallback = object  # type: ignore[assignment,misc]
+
+
+class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
+    """Hydra callback: before a multirun's jobs start, create the store and the sweep's parent run.
+
+    The parent run id goes to ``<sweep dir>/mlflow_parent_run.json``; every job of the sweep reads it
+    and logs as a child run. Single runs are untouched.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.tracking.backend != "mlflow":
+            return
+        uri = resolve_tracking_uri(config.tracking.tracking_uri)
+        check_store_writable(uri)
+        client = get_client(uri)
+        exp_id = get_or_create_experiment(client, config.tracking.experiment)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_id = f"{sweep_dir.parent.name}_{sweep_dir.name}"
+        overrides = list(config.hydra.overrides.task)
+        run = client.create_run(
+            exp_id,
+            run_name=f"sweep-{sweep_id}",
+            tags={
+                "fd.role": "sweep",
+                "sweep_id": sweep_id,
+                "sweep_dir": str(sweep_dir),
+                "overrides": " ".join(overrides),
+                "git_commit": git_commit(),
+            },
+        )
+        _write_json_atomic(
+            sweep_dir / PARENT_RUN_FILE,
+            {
+                "run_id": run.info.run_id,
+                "experiment_id": exp_id,
+                "sweep_id": sweep_id,
+                "tracking_uri": uri,
+            },
+        )
+        log.info("MLflow sweep parent run %s in %s", run.info.run_id, uri)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.tracking.backend != "mlflow":
+            return
+        record = read_parent_run(Path(config.hydra.sweep.dir))
+        if record is None:
+            return
+        client = get_client(record["tracking_uri"])
+        children = client.search_runs(
+            [record["experiment_id"]],
+            filter_string=f"tags.mlflow.parentRunId = '{record['run_id']}'",
+        )
+        failed = [r for r in children if r.info.status != "FINISHED"]
+        client.set_terminated(record["run_id"], status="FAILED" if failed else "FINISHED")
+
+
+class NullRun:
+    """Tracking disabled (``tracking.backend=none``): every call is a no-op."""
+
+    run_id: str | None = None
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        """No-op."""
+
+    def finish(self, **kwargs: Any) -> None:
+        """No-op."""
+
+    def fail(self) -> None:
+        """No-op."""
+
+
+class MlflowRun:
+    """One training run in MLflow: params and tags at start, metrics per epoch, artifacts at the end."""
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        *,
+        tags: dict[str, str],
+        resume_run_id: str | None = None,
+        parent: dict[str, str] | None = None,
+    ) -> None:
+        self.uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
+        self.client = get_client(self.uri)
+        if resume_run_id is not None:
+            self.run_id = resume_run_id
+            self.client.update_run(resume_run_id, status="RUNNING")
+            return
+        exp_id = get_or_create_experiment(self.client, cfg.tracking.experiment)
+        all_tags = dict(tags)
+        if parent is not None:
+            all_tags["mlflow.parentRunId"] = parent["run_id"]
+            all_tags["sweep_id"] = parent["sweep_id"]
+        run = self.client.create_run(exp_id, run_name=cfg.tracking.run_name, tags=all_tags)
+        self.run_id = run.info.run_id
+        from mlflow.entities import Param
+
+        params = [Param(k, v[:6000]) for k, v in flatten_params(cfg).items()]
+        for start in range(0, len(params), 100):  # MLflow's batch limit is 100 params
+            self.client.log_batch(self.run_id, params=params[start : start + 100])
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Per-epoch metrics with ``step=epoch``."""
+        from mlflow.entities import Metric
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        self.client.log_batch(
+            self.run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items()]
+        )
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """Final (step 0) metrics."""
+        from mlflow.entities import Metric
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
+
+    def log_file(self, path: Path, artifact_path: str | None = None) -> None:
+        """Upload one file."""
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Set several tags."""
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, v)
+
+    def log_model(self, model: Any, input_example: Any, card: dict[str, Any]) -> None:
+        """Log the classifier as an MLflow pytorch model (batch-2 input example, explicit requirements)."""
+        import mlflow
+        import mlflow.pytorch
+        import torch
+
+        torch_req = f"torch=={torch.__version__.split('+')[0]}"
+        mlflow.set_tracking_uri(self.uri)
+        with mlflow.start_run(run_id=self.run_id):
+            mlflow.pytorch.log_model(
+                model,
+                name="model",
+                input_example=input_example,
+                pip_requirements=[torch_req, f"mlflow=={mlflow.__version__}", "numpy"],
+                metadata={"model_card": card},
+                # torch.export format: loading it unpickles nothing (DESIGN.md section 6).
+                serialization_format="pt2",
+            )
+
+    def finish(self, **kwargs: Any) -> None:
+        """Mark the run finished."""
+        self.client.set_terminated(self.run_id, status="FINISHED")
+
+    def fail(self) -> None:
+        """Mark the run failed (an exception ended training)."""
+        self.client.set_terminated(self.run_id, status="FAILED")

@@ -1,0 +1,43 @@
+"""Atomic checkpoints, loaded without unpickling arbitrary objects (``weights_only=True``)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used (damaged, or written by another configuration)."""
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then rename.
+
+    A run killed mid-write leaves the previous checkpoint intact and no partial file under ``path``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged files
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
+            "delete it to start the run afresh"
+        ) from exc

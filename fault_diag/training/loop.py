@@ -1,0 +1,378 @@
+"""The training loop: device-resident data, noise drawn on the device, model selection on validation.
+
+Protocols (DESIGN.md section 3):
+
+- ``matched``: training windows get noise of ``noise.kind`` at ``noise.snr_db`` (redrawn every epoch,
+  or drawn once), validation and test use the same kind and SNR with noise fixed by ``noise.seed``.
+- ``clean_train``: the model is trained and selected on clean windows (WDCNN's protocol) and then tested
+  on a grid of SNRs.
+
+In both, after training the best-on-validation weights are evaluated once on the test split at the
+training condition and on every (kind, SNR) of the test grid. The test split is never used to choose
+anything.
+
+Reproducibility and resume: the shuffling order and the training noise of epoch ``e`` come from
+generators seeded by ``(trainer.seed, e)``, not from a global RNG stream, so a run killed after epoch
+``e`` and resumed from its checkpoint continues exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from fault_diag.data import WindowedDataset
+from fault_diag.models import get_model
+from fault_diag.noise import add_noise, noise_generator
+from fault_diag.preprocess import Classifier
+from fault_diag.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fault_diag.training.metrics import confusion_matrix, macro_f1, per_class_table
+
+log = logging.getLogger(__name__)
+
+
+class DeviceError(RuntimeError):
+    """The requested training device is not available."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error, raised early."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"trainer.device={name!r} but torch {torch.__version__} sees no CUDA device; "
+                "use trainer.device=cpu (or auto), or install a CUDA build of torch "
+                "(make install TORCH_SPEC='torch>=2.4,<3')"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"trainer.device={name!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    return device
+
+
+def configure_threads(num_threads: int | None) -> int:
+    """Set torch intra-op threads (default: at most 2, the per-job share on a 2-core machine)."""
+    n = num_threads if num_threads else max(1, min(2, os.cpu_count() or 1))
+    torch.set_num_threads(n)
+    return n
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """Hash of everything that changes the training result (not paths, tracking or progress bars)."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)
+    keep = {k: plain[k] for k in ("data", "noise", "model") if k in plain}
+    trainer = dict(plain.get("trainer", {}))
+    for volatile in ("progress", "resume", "num_threads", "device"):
+        trainer.pop(volatile, None)
+    keep["trainer"] = trainer
+    if isinstance(keep.get("data"), dict):
+        keep["data"] = {k: v for k, v in keep["data"].items() if k != "root"}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainResult:
+    """Everything a tracker or a report needs from one finished training run."""
+
+    model: Classifier
+    class_names: list[str]
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_acc: float
+    test_metrics: dict[str, float]
+    grid_accuracy: dict[tuple[str, float], float]
+    confusion: np.ndarray
+    per_class: pd.DataFrame
+    thresholds: dict[str, Any] | None
+    protocol: dict[str, Any]
+    seconds: float
+    stopped_early: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_classifier(cfg: DictConfig, num_classes: int, in_channels: int) -> Classifier:
+    """The model named by ``cfg.model`` behind per-window standardisation."""
+    params = OmegaConf.to_container(cfg.model.params, resolve=True) or {}
+    assert isinstance(params, dict)
+    network = get_model(
+        cfg.model.name, num_classes=num_classes, in_channels=in_channels, **params
+    )
+    return Classifier(network)
+
+
+def _fixed_noisy(x: Tensor, kind: str, snr_db: float | None, seed: int, split: str) -> Tensor:
+    """A noisy copy of an evaluation split, identical for every model of a comparison."""
+    if kind == "none" or snr_db is None:
+        return x
+    gen = noise_generator(seed, kind, float(snr_db), split, device=x.device)
+    return add_noise(x, float(snr_db), kind, generator=gen)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int, amp: bool = False) -> Tensor:
+    """Logits for ``x`` in eval mode, batched."""
+    model.eval()
+    outs = []
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size]
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            outs.append(model(xb).float())
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, batch_size: int, amp: bool = False
+) -> tuple[float, float, Tensor]:
+    """(mean cross-entropy, accuracy, predicted classes)."""
+    logits = predict(model, x, batch_size, amp)
+    loss = nn.functional.cross_entropy(logits, y).item()
+    pred = logits.argmax(dim=1)
+    return loss, (pred == y).float().mean().item(), pred
+
+
+def _make_optimizer(cfg: DictConfig, params: Any) -> torch.optim.Optimizer:
+    t = cfg.trainer
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def _make_scheduler(cfg: DictConfig, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    t = cfg.trainer
+    milestones = sorted({max(1, round(f * t.epochs)) for f in t.lr_milestones if f < 1})
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=t.lr_gamma)
+
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def train(
+    cfg: DictConfig,
+    dataset: WindowedDataset,
+    output_dir: Path,
+    *,
+    on_epoch_end: EpochCallback | None = None,
+    checkpoint_extra: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``cfg.model`` on ``dataset`` under ``cfg.noise``'s protocol; resume when a checkpoint exists.
+
+    ``checkpoint_extra`` is stored in the checkpoint (e.g. the MLflow run id, so a resumed run logs into
+    the same MLflow run); read it back with :func:`read_checkpoint_extra`.
+    """
+    t0 = time.perf_counter()
+    t, nz = cfg.trainer, cfg.noise
+    device = resolve_device(t.device)
+    configure_threads(t.num_threads)
+    if t.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    amp = bool(t.amp) and device.type == "cuda"
+    if t.amp and not amp:
+        log.warning("trainer.amp=true is ignored on %s (bf16 autocast is used on CUDA only)", device)
+
+    torch.manual_seed(t.seed)  # weight initialisation
+    x_train_np, y_train_np = dataset.split("train")
+    x_val_np, y_val_np = dataset.split("val")
+    x_test_np, y_test_np = dataset.split("test")
+    for name, arr in (("train", x_train_np), ("val", x_val_np), ("test", x_test_np)):
+        if len(arr) == 0:
+            raise ValueError(f"the {name} split of the dataset is empty; check data.split_fractions")
+    x_train = torch.from_numpy(x_train_np).to(device)
+    y_train = torch.from_numpy(y_train_np).to(device)
+    x_val_clean = torch.from_numpy(x_val_np).to(device)
+    y_val = torch.from_numpy(y_val_np).to(device)
+    x_test_clean = torch.from_numpy(x_test_np).to(device)
+    y_test = torch.from_numpy(y_test_np).to(device)
+
+    matched = nz.protocol == "matched" and nz.kind != "none"
+    train_kind = nz.kind if matched else "none"
+    train_snr = float(nz.snr_db) if matched and nz.snr_db is not None else None
+    x_val = _fixed_noisy(x_val_clean, train_kind, train_snr, nz.seed, "val")
+    if matched and not nz.redraw_each_epoch:
+        gen = noise_generator(t.seed, "train-fixed", device=device)
+        x_train = add_noise(x_train, train_snr, train_kind, generator=gen)  # type: ignore[arg-type]
+
+    model = build_classifier(cfg, len(dataset.class_names), int(x_train.shape[1])).to(device)
+    opt = _make_optimizer(cfg, model.parameters())
+    sched = _make_scheduler(cfg, opt)
+
+    fingerprint = config_fingerprint(cfg)
+    ckpt_path = output_dir / "checkpoints" / "last.pt"
+    start_epoch = 0
+    history: list[dict[str, float]] = []
+    best_val_acc, best_epoch, since_best = -1.0, -1, 0
+    best_state: dict[str, Tensor] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if t.resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, map_location=device)
+        if state.get("fingerprint") != fingerprint:
+            raise CheckpointError(
+                f"checkpoint {ckpt_path} was written by a different configuration "
+                f"(fingerprint {state.get('fingerprint')} != {fingerprint}); "
+                "use another output directory or trainer.resume=false"
+            )
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        best_state = state["best_model"]
+        start_epoch = int(state["epoch"])
+        history = list(state["history"])
+        best_val_acc, best_epoch = float(state["best_val_acc"]), int(state["best_epoch"])
+        since_best = int(state["since_best"])
+        log.info("resumed from %s after epoch %d", ckpt_path, start_epoch)
+
+    n_train = x_train.shape[0]
+    stopped_early = False
+    epochs = range(start_epoch, t.epochs)
+    bar = None
+    if t.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=t.epochs, initial=start_epoch, desc=f"{cfg.model.name}", unit="epoch")
+    for epoch in epochs:
+        if t.early_stopping_patience is not None and since_best >= t.early_stopping_patience:
+            stopped_early = True
+            break
+        model.train()
+        order_gen = torch.Generator(device="cpu").manual_seed(t.seed * 100_003 + epoch)
+        order = torch.randperm(n_train, generator=order_gen).to(device)
+        noise_gen = noise_generator(t.seed, "train", epoch, device=device) if matched else None
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        for start in range(0, n_train, t.batch_size):
+            idx = order[start : start + t.batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            if matched and nz.redraw_each_epoch:
+                xb = add_noise(xb, train_snr, train_kind, generator=noise_gen)  # type: ignore[arg-type]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(xb)
+                loss = nn.functional.cross_entropy(logits.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.argmax(dim=1) == yb).sum()
+        sched.step()
+        val_loss, val_acc, _ = evaluate(model, x_val, y_val, t.eval_batch_size, amp)
+        metrics = {
+            "train/loss": loss_sum.item() / n_train,
+            "train/acc": correct.item() / n_train,
+            "val/loss": val_loss,
+            "val/acc": val_acc,
+            "lr": opt.param_groups[0]["lr"],
+        }
+        history.append(metrics)
+        if not math.isfinite(metrics["train/loss"]):
+            raise FloatingPointError(
+                f"training loss became {metrics['train/loss']} at epoch {epoch + 1}; "
+                "lower trainer.lr or check the data"
+            )
+        if val_acc > best_val_acc:  # strict: ties keep the earlier epoch
+            best_val_acc, best_epoch, since_best = val_acc, epoch + 1, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            since_best += 1
+        save_checkpoint(
+            ckpt_path,
+            {
+                "fingerprint": fingerprint,
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "best_model": best_state,
+                "best_val_acc": best_val_acc,
+                "best_epoch": best_epoch,
+                "since_best": since_best,
+                "history": history,
+                "extra": dict(checkpoint_extra or {}),
+            },
+        )
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, metrics)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", val_acc=f"{val_acc:.3f}")
+    if bar is not None:
+        bar.close()
+
+    # The test split is touched once, with the weights chosen on validation.
+    model.load_state_dict(best_state)
+    x_test = _fixed_noisy(x_test_clean, train_kind, train_snr, nz.seed, "test")
+    test_loss, test_acc, pred = evaluate(model, x_test, y_test, t.eval_batch_size, amp)
+    cm = confusion_matrix(y_test.cpu().numpy(), pred.cpu().numpy(), len(dataset.class_names))
+    test_metrics = {"test/loss": test_loss, "test/acc": test_acc, "test/macro_f1": macro_f1(cm)}
+    grid: dict[tuple[str, float], float] = {}
+    for kind in nz.test_kinds:
+        for snr in nz.test_snr_grid_db:
+            xg = _fixed_noisy(x_test_clean, kind, float(snr), nz.seed, "test")
+            grid[(kind, float(snr))] = evaluate(model, xg, y_test, t.eval_batch_size, amp)[1]
+    if nz.test_kinds:
+        test_metrics["test/acc@clean"] = evaluate(
+            model, x_test_clean, y_test, t.eval_batch_size, amp
+        )[1]
+
+    thresholds = _threshold_summary(model, x_test)
+    return TrainResult(
+        model=model.cpu().eval(),
+        class_names=list(dataset.class_names),
+        history=history,
+        best_epoch=best_epoch,
+        best_val_acc=best_val_acc,
+        test_metrics=test_metrics,
+        grid_accuracy=grid,
+        confusion=cm,
+        per_class=per_class_table(cm, list(dataset.class_names)),
+        thresholds=thresholds,
+        protocol={
+            "noise_protocol": nz.protocol,
+            "train_noise": train_kind,
+            "train_snr_db": train_snr,
+            "redraw_each_epoch": bool(nz.redraw_each_epoch),
+            "test_noise_seed": int(nz.seed),
+            "model_selection": "best val/acc (validation split only)",
+            "split": dataset.protocol,
+        },
+        seconds=time.perf_counter() - t0,
+        stopped_early=stopped_early,
+    )
+
+
+def _threshold_summary(model: Classifier, x: Tensor) -> dict[str, Any] | None:
+    """Per-unit mean learned threshold of a DRSN model on ``x`` (None for models without thresholds)."""
+    from fault_diag.models import capture_thresholds
+
+    with torch.no_grad(), capture_thresholds(model) as store:
+        model.eval()
+        model(x[:512])
+    if not store:
+        return None
+    return {name: float(v.float().mean()) for name, v in store.items()}
+
+
+def read_checkpoint_extra(output_dir: Path) -> dict[str, Any]:
+    """The ``checkpoint_extra`` stored by :func:`train` in ``output_dir``'s last checkpoint, or {}."""
+    path = output_dir / "checkpoints" / "last.pt"
+    if not path.exists():
+        return {}
+    try:
+        return dict(load_checkpoint(path).get("extra", {}))
+    except CheckpointError:
+        return {}

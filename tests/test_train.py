@@ -1,0 +1,259 @@
+"""fd-train end to end on a small slice of the real CWRU data, into temporary MLflow stores.
+
+Each test runs the real command (``python -m fault_diag.cli.train``) in a fresh project root
+(``FAULT_DIAG_ROOT``), so the sqlite store, the artifacts and Hydra's output folders all land in tmp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.integration
+
+# 0 HP files only, non-overlapping training windows, a 2-point test grid: seconds per epoch on 2 cores.
+SMALL = [
+    "data.loads=[0]",
+    "data.train_hop=2048",
+    "trainer.progress=false",
+    "trainer.num_threads=1",
+    "noise.snr_db=0",
+    "noise.test_snr_grid_db=[-4,4]",
+    "noise.test_kinds=[gaussian,pink]",
+]
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dataset-cache")
+
+
+def _env(root: Path, cwru_dir: Path, cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(
+        FAULT_DIAG_ROOT=str(root),
+        FAULT_DIAG_DATA_DIR=str(cwru_dir),
+        FAULT_DIAG_CACHE_DIR=str(cache),
+        MPLBACKEND="Agg",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _fd_train(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fault_diag.cli.train", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _client(root: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, cwru_dir: Path, shared_cache: Path):
+    """One real 1-epoch DRSN-CW run with the model logged; returns (root, run_id, stdout)."""
+    root = tmp_path_factory.mktemp("project")
+    proc = _fd_train(
+        [*SMALL, "trainer.epochs=1", "tracking.experiment=unit", f"hydra.run.dir={root}/run"],
+        _env(root, cwru_dir, shared_cache),
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = _client(root).search_runs([_client(root).get_experiment_by_name("unit").experiment_id])
+    assert len(runs) == 1
+    return root, runs[0].info.run_id, proc.stdout
+
+
+def test_one_epoch_run_records_params_tags_metrics_and_artifacts(finished_run) -> None:
+    root, run_id, stdout = finished_run
+    client = _client(root)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["model.name"] == "drsn_cw"
+    assert params["noise.kind"] == "gaussian" and float(params["noise.snr_db"]) == 0.0
+    assert params["data.setup"] == "cwru10"
+    assert not any(k.startswith("paths.") for k in params), "machine paths must not be params"
+    assert not any(str(root) in v for v in params.values())
+    tags = run.data.tags
+    for key, value in {"model": "drsn_cw", "noise": "gaussian", "protocol": "matched"}.items():
+        assert tags[key] == value
+    assert {"snr_db", "split", "git_commit"} <= tags.keys()
+    for name in ("train/loss", "train/acc", "val/loss", "val/acc"):
+        history = client.get_metric_history(run_id, name)
+        assert [m.step for m in history] == [1], name
+    metrics = run.data.metrics
+    assert 0.0 <= metrics["test/acc"] <= 1.0 and 0.0 <= metrics["test/macro_f1"] <= 1.0
+    for kind in ("gaussian", "pink"):
+        for snr in (-4, 4):
+            assert 0.0 <= metrics[f"test/acc/{kind}/{snr}dB"] <= 1.0
+    assert any(k.startswith("threshold/") for k in metrics), "DRSN threshold summary missing"
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {
+        "config.yaml",
+        "overrides.yaml",
+        "confusion_matrix.png",
+        "per_class_metrics.csv",
+        "thresholds_summary.json",
+        "model_card.json",
+        "test_grid.json",
+    } <= artifacts
+    card = json.loads(Path(client.download_artifacts(run_id, "model_card.json", str(root))).read_text())
+    assert card["sampling_rate_hz"] == 12000 and card["window_length"] == 2048
+    assert len(card["labels"]) == 10 and card["mlflow_run_id"] == run_id
+    assert card["noise_protocol"]["noise_protocol"] == "matched"
+    assert f"test accuracy (gaussian noise at 0 dB): {metrics['test/acc']:.4f}" in stdout
+    assert "make ui" in stdout
+
+
+def test_logged_model_loads_and_predicts_batches_of_any_size(finished_run) -> None:
+    import mlflow.pyfunc
+    import numpy as np
+
+    root, run_id, _ = finished_run
+    model_uri = None
+    for logged in _client(root).search_logged_models(
+        experiment_ids=[_client(root).get_run(run_id).info.experiment_id]
+    ):
+        if logged.source_run_id == run_id:
+            model_uri = logged.model_uri
+    assert model_uri is not None, "the run has no logged model"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI")
+    for batch in (1, 5):
+        x = np.random.default_rng(0).normal(size=(batch, 1, 2048)).astype(np.float32)
+        assert np.asarray(model.predict(x)).shape == (batch, 10)
+
+
+def test_mlflow_server_serves_the_run_over_rest(finished_run) -> None:
+    root, run_id, _ = finished_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    server = subprocess.Popen(
+        [
+            str(mlflow_bin), "server",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError("mlflow server did not come up") from None
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"{base}/runs/get?run_id={run_id}", timeout=10) as resp:
+            run = json.load(resp)["run"]
+        names = {m["key"] for m in run["data"]["metrics"]}
+        assert {"test/acc", "val/acc", "train/loss"} <= names
+        with urllib.request.urlopen(f"{base}/artifacts/list?run_id={run_id}", timeout=10) as resp:
+            files = {f["path"] for f in json.load(resp).get("files", [])}
+        assert {"confusion_matrix.png", "model_card.json"} <= files
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    try:
+        return int(torch.load(path, weights_only=True)["epoch"])
+    except Exception:
+        return 0
+
+
+def test_killed_run_resumes_to_the_same_metrics(tmp_path: Path, cwru_dir: Path, shared_cache: Path) -> None:
+    env = _env(tmp_path, cwru_dir, shared_cache)
+    args = [*SMALL, "trainer.epochs=5", "tracking=none", "trainer.lr_milestones=[0.6]"]
+    # Reference: uninterrupted.
+    ref = _fd_train([*args, f"hydra.run.dir={tmp_path}/ref"], env)
+    assert ref.returncode == 0, ref.stderr[-4000:]
+
+    run_dir = tmp_path / "killed"
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    cmd = [sys.executable, "-m", "fault_diag.cli.train", *args, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (ckpt.exists() and _checkpoint_epoch(ckpt) >= 2):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint after 240 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _checkpoint_epoch(ckpt)
+    assert 2 <= killed_at < 5, f"killed after epoch {killed_at}: not mid-way"
+    assert not (run_dir / "artifacts" / "history.json").exists()
+
+    resumed = _fd_train([*args, f"hydra.run.dir={run_dir}"], env)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    ref_hist = json.loads((tmp_path / "ref" / "artifacts" / "history.json").read_text())
+    res_hist = json.loads((run_dir / "artifacts" / "history.json").read_text())
+    assert len(res_hist) == 5
+    assert res_hist == ref_hist  # bit-identical metrics, epoch by epoch
+    ref_card = json.loads((tmp_path / "ref" / "artifacts" / "model_card.json").read_text())
+    res_card = json.loads((run_dir / "artifacts" / "model_card.json").read_text())
+    assert res_card["metrics"] == ref_card["metrics"]
+
+
+def test_joblib_multirun_gives_one_parent_and_two_children(
+    tmp_path: Path, cwru_dir: Path, shared_cache: Path
+) -> None:
+    env = _env(tmp_path, cwru_dir, shared_cache)
+    proc = _fd_train(
+        [
+            "-m",
+            *SMALL,
+            "model=drsn_cw,resnet1d",
+            "hydra/launcher=local_parallel",
+            "trainer.epochs=1",
+            "tracking.experiment=sweep_test",
+            "tracking.log_model=false",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+        env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("sweep_test")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("fd.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and len(children) == 2
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert {c.data.tags["model"] for c in children} == {"drsn_cw", "resnet1d"}
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert parents[0].info.status == "FINISHED"
+    record = json.loads((tmp_path / "sweep" / "mlflow_parent_run.json").read_text())
+    assert record["run_id"] == parents[0].info.run_id
