@@ -1,0 +1,304 @@
+"""``fd-data``: download, verify and summarise the recordings (thin layer over ``fault_diag.data``).
+
+    fd-data download [--setup cwru10] [--files 97 105 ...] [--base-url URL] [--dir DIR] [--json]
+    fd-data verify   [--setup cwru10] [--files ...] [--strict] [--json]
+    fd-data summary  [--setup cwru10] [--split time|load] [--set key=value ...] [--no-cache] [--json]
+    fd-data catalogue [--group 12k_DE] [--json]
+
+Exit codes: 0 ok; 1 a check failed (hash mismatch, unusable setup, failed download); 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fault_diag import paths
+from fault_diag.data.catalogue import load_catalogue
+from fault_diag.data.config import DataConfig
+from fault_diag.data.errors import DataError
+
+log = logging.getLogger("fault_diag.cli.data")
+
+
+# ----------------------------------------------------------------------------- logic (importable)
+
+
+def setup_file_numbers(setup: str, loads: Sequence[int] | None = None) -> list[int]:
+    """File numbers of every recording of ``setup`` (optionally only ``loads``)."""
+    from fault_diag.data.setups import setup_catalogue
+
+    cat = setup_catalogue(setup)
+    if loads is not None:
+        cat = cat[cat["load_hp"].isin(list(loads))]
+    return sorted(int(n) for n in cat["file_number"])
+
+
+def download_files(
+    numbers: Sequence[int],
+    *,
+    folder: str | None = None,
+    base_url: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fetch ``numbers``; report {"folder", "source", "files": {name: path|None}, "errors": {...}}."""
+    from fault_diag.data.download import fetch
+
+    override = paths.data_dir_override() if folder is None else None
+    report = fetch(numbers, folder=folder, base_url=base_url, progress=progress)
+    return {
+        "folder": str(override or (Path(folder).resolve() if folder else paths.download_dir())),
+        "source": "FAULT_DIAG_DATA_DIR (never downloads)" if override else "download",
+        "files": {f"{n}.mat": str(p) for n, p in report.paths.items()},
+        "errors": {f"{n}.mat": msg for n, msg in report.errors.items()},
+    }
+
+
+def verify_report(
+    numbers: Sequence[int] | None = None, folder: str | None = None
+) -> dict[str, Any]:
+    """Status (ok / missing / hash_mismatch / unverified) of each catalogue file in the folder."""
+    from fault_diag.data.download import verify_files
+
+    statuses = verify_files(numbers, folder)
+    counts: dict[str, int] = {}
+    for s in statuses:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    return {
+        "folder": str(Path(folder).resolve() if folder else paths.recordings_dir()),
+        "counts": counts,
+        "files": [s.to_dict() for s in statuses],
+    }
+
+
+def summary_report(cfg: DataConfig, *, use_cache: bool = True) -> dict[str, Any]:
+    """Build ``cfg``'s dataset and describe it (windows per class x split, rates, missing, audit)."""
+    from fault_diag.data.dataset import build_dataset
+
+    ds = build_dataset(cfg, use_cache=use_cache)
+    table = ds.summary()
+    rates = sorted({int(r) for r in ds.meta["fs_orig_hz"].unique()})
+    return {
+        "setup": cfg.setup,
+        "split": cfg.split,
+        "n_windows": len(ds),
+        "window_length": ds.window_length,
+        "fs_hz": ds.fs_hz,
+        "source_rates_hz": rates,
+        "resampling": sorted(set(ds.protocol["resampling"].values())),
+        "channel": ds.channel,
+        "class_names": ds.class_names,
+        "windows": {
+            str(c): {str(k): int(v) for k, v in row.items()} for c, row in table.iterrows()
+        },
+        "missing": ds.missing,
+        "audit": ds.audit.to_dict(),
+        "from_cache": ds.from_cache,
+        "protocol": {k: v for k, v in ds.protocol.items() if k not in ("recordings", "resampling")},
+    }
+
+
+# ----------------------------------------------------------------------------- presentation
+
+
+def _print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _text_summary(rep: dict[str, Any]) -> str:
+    lines = [
+        f"setup {rep['setup']} ({rep['split']} split): {rep['n_windows']} windows of "
+        f"{rep['window_length']} samples at {rep['fs_hz']} Hz, channel {rep['channel']}",
+        f"source rates: {rep['source_rates_hz']} Hz; resampling: {'; '.join(rep['resampling'])}",
+        "",
+    ]
+    rows = rep["windows"]
+    cols = ["train", "val", "test", "total"]
+    width = max(len(c) for c in rows) + 2
+    lines.append("class".ljust(width) + "".join(c.rjust(8) for c in cols))
+    for name, row in rows.items():
+        lines.append(name.ljust(width) + "".join(str(row[c]).rjust(8) for c in cols))
+    miss = rep["missing"]
+    lines.append("")
+    if miss["files"]:
+        lines.append(f"missing files: {', '.join(miss['files'])} (in {miss['folder']})")
+        for cls, loads in miss["loads"].items():
+            lines.append(f"  {cls}: loads {loads} absent")
+    else:
+        lines.append("missing files: none")
+    for cls, loads in miss.get("not_published", {}).items():
+        lines.append(f"  {cls}: loads {loads} not published")
+    if miss["classes"]:
+        lines.append(f"missing classes: {', '.join(miss['classes'])}")
+    a = rep["audit"]
+    verdict = "PASSED" if a["passed"] else "FAILED"
+    lines.append(
+        f"leak audit: {verdict} ({a['n_files']} files, {a['n_val_windows']} val + "
+        f"{a['n_test_windows']} test windows checked against {a['n_train_windows']} training "
+        f"windows, margin {a['margin_samples']} samples, closest eval window "
+        f"{a['min_gap_samples']} samples from training)"
+    )
+    lines.append(f"(from cache: {rep['from_cache']})")
+    return "\n".join(lines)
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DataError(f"--set {item!r}: expected key=value (e.g. --set window_length=1024)")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fd-data", description="Download, verify and summarise vibration recordings."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, setup_default: str | None) -> None:
+        p.add_argument("--setup", default=setup_default, help="class setup (cwru10, cwru4)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("download", help="fetch the CWRU files of a setup (or --files)")
+    common(p, "cwru10")
+    p.add_argument("--files", nargs="+", type=int, metavar="N", help="file numbers, e.g. 97 105")
+    p.add_argument("--loads", nargs="+", type=int, metavar="HP", help="only these loads")
+    p.add_argument("--base-url", help="mirror base URL (default $FAULT_DIAG_CWRU_BASE_URL or CWRU)")
+    p.add_argument("--dir", help="target folder (default: paths.download_dir())")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("verify", help="check each local file: ok / missing / hash mismatch")
+    common(p, None)
+    p.add_argument("--files", nargs="+", type=int, metavar="N")
+    p.add_argument("--dir", help="folder to check (default: the recordings folder)")
+    p.add_argument("--strict", action="store_true", help="also fail when files are missing")
+
+    p = sub.add_parser("summary", help="build a setup and show windows per class and split")
+    common(p, None)  # default: the --config file's setup, else DataConfig's (cwru10)
+    p.add_argument("--split", choices=["time", "load"], help="override data.split")
+    p.add_argument("--config", help="a data YAML (e.g. conf/data/cwru10_load_split.yaml)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="DataConfig fields")
+    p.add_argument("--no-cache", action="store_true", help="rebuild, do not read/write the cache")
+
+    p = sub.add_parser("catalogue", help="list the CWRU catalogue")
+    p.add_argument("--group", help="normal | 12k_DE | 48k_DE | 12k_FE")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace) -> DataConfig:
+    values: dict[str, Any] = {}
+    if args.config:
+        with open(args.config) as fh:
+            loaded = yaml.safe_load(fh) or {}
+        loaded.pop("defaults", None)
+        values.update(loaded)
+    if args.setup:
+        values["setup"] = args.setup
+    if args.split:
+        values["split"] = args.split
+    values.update(_parse_set(args.set))
+    return DataConfig.from_any(values).validate()
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (errors are printed, not raised)."""
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _dispatch(args)
+    except DataError as exc:
+        print(f"fd-data {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "download":
+        numbers = args.files or setup_file_numbers(args.setup, args.loads)
+        rep = download_files(
+            numbers, folder=args.dir, base_url=args.base_url, progress=not args.no_progress
+        )
+        if args.files:
+            failed = bool(rep["errors"])
+        else:  # a setup: fine while every class still has a recording (the build says what is absent)
+            failed = any("hash" in m.lower() for m in rep["errors"].values()) or bool(
+                _classes_without_files(args.setup, set(rep["files"]))
+            )
+            rep["classes_without_files"] = _classes_without_files(args.setup, set(rep["files"]))
+        if args.json:
+            _print_json(rep)
+        else:
+            print(f"{len(rep['files'])} file(s) available in {rep['folder']} ({rep['source']})")
+            for name, msg in rep["errors"].items():
+                print(f"  {name}: {msg}")
+        return 1 if failed else 0
+    if args.command == "verify":
+        numbers = args.files or (setup_file_numbers(args.setup) if args.setup else None)
+        rep = verify_report(numbers, args.dir)
+        if args.json:
+            _print_json(rep)
+        else:
+            print(f"folder {rep['folder']}: {rep['counts']}")
+            for f in rep["files"]:
+                if args.setup or args.files or f["status"] != "missing":
+                    print(f"  {f['file']:>9}  {f['status']}")
+        bad = rep["counts"].get("hash_mismatch", 0) + (
+            rep["counts"].get("missing", 0) if args.strict else 0
+        )
+        return 1 if bad else 0
+    if args.command == "summary":
+        rep = summary_report(_config_from_args(args), use_cache=not args.no_cache)
+        if args.json:
+            _print_json(rep)
+        else:
+            print(_text_summary(rep))
+        return 0 if rep["audit"]["passed"] else 1
+    if args.command == "catalogue":
+        cat = load_catalogue()
+        if args.group:
+            cat = cat[cat["group"] == args.group]
+        if args.json:
+            _print_json(cat.drop(columns=["notes"]).to_dict(orient="records"))
+        else:
+            cols = ["file_name", "group", "sampling_rate_hz", "class_code", "load_hp", "sha256"]
+            view = cat[cols].copy()
+            view["sha256"] = view["sha256"].map(lambda h: h[:12] + "..." if h else "-")
+            print(view.to_string(index=False))
+        return 0
+    raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices
+
+
+def _classes_without_files(setup: str, present: set[str]) -> list[str]:
+    from fault_diag.data.setups import setup_catalogue
+
+    cat = setup_catalogue(setup)
+    return sorted(
+        str(name)
+        for name, grp in cat.groupby("class_name")
+        if not set(grp["file_name"].astype(str)) & present
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point ``fd-data``."""
+    raise SystemExit(run(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""On-disk cache of built datasets: one ``.npz`` (float32 windows, int64 labels) + one ``.json``.
+
+The JSON holds everything else (metadata table, class names, protocol, audit, missing) plus the size
+and SHA-256 of the ``.npz``; it is written last, so an entry is complete only when both files agree.
+Each file is written to a temporary file in the same folder and moved into place with ``os.replace``
+(atomic on POSIX and Windows). No pickle anywhere: ``np.load(allow_pickle=False)`` and ``json``.
+
+The key is a SHA-256 of the data config, the cache format version and each recording's name, size
+and modification time, so editing, replacing or adding a recording rebuilds the entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fault_diag import paths
+
+log = logging.getLogger(__name__)
+
+# Bump when the build logic changes in a way that alters the arrays for the same config.
+CACHE_FORMAT = 1
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was damaged or unreadable and is being rebuilt."""
+
+
+def cache_key(config: dict[str, Any], fingerprints: list[dict[str, Any]]) -> str:
+    """Hex SHA-256 of the config, the cache format and the recordings' fingerprints."""
+    payload = json.dumps(
+        {"format": CACHE_FORMAT, "config": config, "recordings": fingerprints},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def fingerprint(key: str, path: Path) -> dict[str, Any]:
+    """Cheap identity of a recording file: name, size and modification time (ns)."""
+    st = path.stat()
+    return {"file": key, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def entry_paths(key: str, prefix: str, folder: Path | None = None) -> tuple[Path, Path]:
+    """(npz, json) paths of the entry ``key`` in ``folder`` (default ``paths.cache_dir()/datasets``)."""
+    folder = folder or paths.cache_dir() / "datasets"
+    stem = f"{prefix}-{key[:20]}"
+    return folder / f"{stem}.npz", folder / f"{stem}.json"
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
+    """Write via a unique temporary file in the same folder, then ``os.replace`` (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, mode.replace("w", "x")) as fh:  # "x": never clobber; honours the umask
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _meta_to_json(meta: pd.DataFrame) -> dict[str, Any]:
+    cols = {}
+    for col in meta.columns:
+        series = meta[col]
+        values = series.astype(object).where(series.notna(), None).tolist()
+        cols[col] = [v.item() if hasattr(v, "item") else v for v in values]
+    return {"columns": cols, "dtypes": {c: str(meta[c].dtype) for c in meta.columns}}
+
+
+def _meta_from_json(data: dict[str, Any]) -> pd.DataFrame:
+    df = pd.DataFrame(data["columns"])
+    for col, dtype in data["dtypes"].items():
+        if dtype.startswith(("int", "float", "bool")) or dtype in ("str", "string"):
+            df[col] = df[col].astype(dtype)
+    return df
+
+
+def _write_npz(fh: Any, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` (readable by ``np.load``) with fixed zip timestamps: the same arrays give the same
+    bytes, so parallel jobs that build the same entry at once write identical files."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def save_entry(
+    key: str,
+    prefix: str,
+    arrays: dict[str, np.ndarray],
+    meta: pd.DataFrame,
+    info: dict[str, Any],
+    folder: Path | None = None,
+) -> Path:
+    """Write a cache entry atomically; returns the JSON path."""
+    npz_path, json_path = entry_paths(key, prefix, folder)
+    _atomic_write(npz_path, lambda fh: _write_npz(fh, arrays), "wb")
+    record = {
+        "key": key,
+        "format": CACHE_FORMAT,
+        "npz": {
+            "name": npz_path.name,
+            "size": npz_path.stat().st_size,
+            "sha256": _sha256_file(npz_path),
+        },
+        "meta": _meta_to_json(meta),
+        "info": info,
+    }
+    _atomic_write(json_path, lambda fh: json.dump(record, fh), "w")
+    return json_path
+
+
+def load_entry(
+    key: str, prefix: str, folder: Path | None = None
+) -> tuple[dict[str, np.ndarray], pd.DataFrame, dict[str, Any]] | None:
+    """Read an entry; None when absent; None with a :class:`CacheWarning` when damaged."""
+    npz_path, json_path = entry_paths(key, prefix, folder)
+    if not json_path.exists() and not npz_path.exists():
+        return None
+    try:
+        if not json_path.is_file():
+            raise ValueError(f"{json_path.name} is missing (interrupted write?)")
+        with open(json_path) as fh:
+            record = json.load(fh)
+        if record.get("key") != key or record.get("format") != CACHE_FORMAT:
+            raise ValueError("key or format does not match")
+        expected = record["npz"]
+        if not npz_path.is_file():
+            raise ValueError(f"{npz_path.name} is missing")
+        size = npz_path.stat().st_size
+        if size != expected["size"]:
+            raise ValueError(
+                f"{npz_path.name} has {size} bytes, expected {expected['size']} (truncated?)"
+            )
+        if _sha256_file(npz_path) != expected["sha256"]:
+            raise ValueError(f"{npz_path.name} checksum does not match")
+        with np.load(npz_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = _meta_from_json(record["meta"])
+        n = len(meta)
+        if any(a.shape[0] != n for a in arrays.values()):
+            raise ValueError("array lengths differ from the metadata table")
+        return arrays, meta, record["info"]
+    except Exception as exc:  # noqa: BLE001 - any damage means: rebuild
+        msg = f"damaged dataset cache entry {json_path.with_suffix('')}: {exc}; rebuilding it"
+        log.warning(msg)
+        warnings.warn(msg, CacheWarning, stacklevel=3)
+        return None

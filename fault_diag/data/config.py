@@ -1,0 +1,150 @@
+"""The data configuration: one dataclass that is both the Python API and the Hydra schema (group ``data``).
+
+OmegaConf 2.3 structured configs accept ``Optional[X]``, ``list[...]`` and ``dict[...]`` only (no
+``Literal``, no ``X | None``), hence the typing style here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from fault_diag.data.errors import ConfigError
+
+SPLITS = ("time", "load")
+BALANCES = ("none", "undersample")
+CWRU_CHANNELS = ("DE", "FE", "BA")
+
+
+@dataclass
+class DataConfig:
+    """What to read, how to split it and how to cut windows.
+
+    Sample counts (``window_length``, hops, ``guard_gap``) are at the task rate ``fs_hz``, after
+    resampling. The default protocol is leak-free: each recording is split by time into contiguous
+    train / val / test regions separated by a guard gap, and windows are cut inside each region.
+    """
+
+    setup: str = "cwru10"  # cwru10 | cwru4 | generic (see fault_diag.data.setups.list_setups())
+    channel: str = (
+        "DE"  # CWRU: DE | FE | BA; generic: default variable/column/key when the manifest has none
+    )
+    fs_hz: int = 12000  # task sampling rate; recordings are resampled to it (anti-aliased)
+    window_length: int = 2048  # samples
+    train_hop: int = 512  # samples between training window starts (overlap only inside train)
+    eval_hop: Optional[int] = None  # None = window_length: val/test windows never overlap
+    split: str = "time"  # time | load
+    split_fractions: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
+    guard_gap: Optional[int] = None  # samples between regions; None = window_length
+    loads: Optional[list[int]] = None  # None = every load available (time split)
+    train_loads: list[int] = field(default_factory=lambda: [0, 1, 2])  # load split only
+    test_loads: list[int] = field(default_factory=lambda: [3])  # load split only
+    balance: str = "none"  # none | undersample (to the smallest class, per split, seeded)
+    seed: int = 0
+    classes: Optional[list[str]] = None  # subset (and order) of the setup's classes; None = all
+    manifest: Optional[str] = None  # generic setup: path to the manifest CSV
+    root: Optional[str] = None  # recordings folder override (else paths.recordings_dir())
+    verify_hashes: bool = (
+        True  # check each recording's SHA-256 (catalogue / manifest) on a cold build
+    )
+
+    @property
+    def effective_eval_hop(self) -> int:
+        """Hop of validation/test windows (``window_length`` unless set)."""
+        return self.window_length if self.eval_hop is None else int(self.eval_hop)
+
+    @property
+    def effective_guard_gap(self) -> int:
+        """Samples left unused between two split regions (``window_length`` unless set)."""
+        return self.window_length if self.guard_gap is None else int(self.guard_gap)
+
+    def validate(self) -> DataConfig:
+        """Raise :class:`ConfigError` (naming the key) when a value is out of range; return self."""
+
+        def bad(key: str, value: Any, expected: str) -> ConfigError:
+            return ConfigError(f"data.{key}={value!r} is invalid: expected {expected}")
+
+        if int(self.fs_hz) <= 0:
+            raise bad("fs_hz", self.fs_hz, "a positive sampling rate in Hz")
+        if int(self.window_length) < 2:
+            raise bad("window_length", self.window_length, "at least 2 samples")
+        if int(self.train_hop) < 1:
+            raise bad("train_hop", self.train_hop, "a positive number of samples")
+        if self.eval_hop is not None and int(self.eval_hop) < int(self.window_length):
+            raise bad(
+                "eval_hop",
+                self.eval_hop,
+                f">= window_length ({self.window_length}) so that validation/test windows never "
+                "overlap, or null",
+            )
+        if self.guard_gap is not None and int(self.guard_gap) < 0:
+            raise bad("guard_gap", self.guard_gap, "a non-negative number of samples, or null")
+        if self.split not in SPLITS:
+            raise bad("split", self.split, f"one of {list(SPLITS)}")
+        if self.balance not in BALANCES:
+            raise bad("balance", self.balance, f"one of {list(BALANCES)}")
+        fr = [float(f) for f in self.split_fractions]
+        if len(fr) != 3 or any(f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
+            raise bad(
+                "split_fractions", list(self.split_fractions), "3 non-negative numbers summing to 1"
+            )
+        if fr[0] <= 0:
+            raise bad("split_fractions", list(self.split_fractions), "a positive training share")
+        if self.split == "time" and fr[2] <= 0:
+            raise bad("split_fractions", list(self.split_fractions), "a positive test share")
+        if self.split == "load":
+            train, test = set(self.train_loads), set(self.test_loads)
+            if not train or not test:
+                raise bad(
+                    "train_loads/test_loads",
+                    (list(self.train_loads), list(self.test_loads)),
+                    "two non-empty lists",
+                )
+            if train & test:
+                raise bad(
+                    "test_loads",
+                    list(self.test_loads),
+                    f"loads disjoint from train_loads {sorted(train)} (shared: {sorted(train & test)})",
+                )
+        if self.setup.startswith("cwru") and self.channel not in CWRU_CHANNELS:
+            raise bad("channel", self.channel, f"one of {list(CWRU_CHANNELS)} for CWRU setups")
+        if self.setup == "generic" and not self.manifest:
+            raise bad("manifest", self.manifest, "a path to a manifest CSV for setup=generic")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_any(cls, cfg: Any) -> DataConfig:
+        """Build from a DataConfig, a mapping, or an OmegaConf node (e.g. ``cfg.data`` under Hydra).
+
+        Unknown keys raise :class:`ConfigError` naming them.
+        """
+        if isinstance(cfg, cls):
+            return cfg
+        if not isinstance(cfg, Mapping):
+            try:
+                from omegaconf import OmegaConf  # lazy: only Hydra users have a node to convert
+
+                cfg = OmegaConf.to_container(cfg, resolve=True)
+            except Exception as exc:  # noqa: BLE001 - anything not convertible is a config error
+                raise ConfigError(f"cannot read a data config from {type(cfg).__name__}") from exc
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - names)
+        if unknown:
+            raise ConfigError(f"unknown data config keys {unknown}; known keys: {sorted(names)}")
+        values: dict[str, Any] = {
+            str(k): (list(v) if isinstance(v, list | tuple) else v) for k, v in cfg.items()
+        }
+        return cls(**values)
+
+
+def store_schema(group: str = "data", name: str = "base_data") -> None:
+    """Register :class:`DataConfig` in Hydra's ConfigStore (``defaults: [base_data, _self_]``)."""
+    from hydra.core.config_store import ConfigStore  # lazy: Hydra is only needed by the CLIs
+
+    ConfigStore.instance().store(group=group, name=name, node=DataConfig)

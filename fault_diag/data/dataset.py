@@ -1,0 +1,325 @@
+"""Dataset assembly: recordings -> resampled signals -> leak-free regions -> windows (+ audit, cache).
+
+:func:`build_dataset` is the one entry point the rest of the project uses. The windows are the RAW
+signal (float32, no normalisation, no noise): noise at a given SNR is added downstream, on the raw
+signal, before any normalisation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from fault_diag.data import cache as _cache
+from fault_diag.data.audit import AuditReport, audit_windows
+from fault_diag.data.config import DataConfig
+from fault_diag.data.download import sha256_of
+from fault_diag.data.errors import ConfigError, HashMismatchError
+from fault_diag.data.readers import read_recording
+from fault_diag.data.resample import plan_resampling, resample
+from fault_diag.data.setups import RecordingSpec, Resolution, resolve
+from fault_diag.data.splits import SPLIT_NAMES, plan_recording, undersample
+
+log = logging.getLogger(__name__)
+
+BEARING_NOTE = (
+    "CWRU has one bearing per fault class, so a bearing-wise split is not possible; the time split "
+    "keeps windows of one recording in one split region each, separated by a guard gap"
+)
+
+
+@dataclass
+class WindowedDataset:
+    """Windows of raw signal with labels and per-window provenance."""
+
+    windows: np.ndarray  # (N, 1, window_length) float32, RAW signal
+    labels: np.ndarray  # (N,) int64
+    meta: pd.DataFrame  # N rows: split, file, start, stop, label, class_name, load_hp, fs_hz, ...
+    class_names: list[str]
+    fs_hz: int
+    window_length: int
+    channel: str
+    protocol: dict[str, Any]
+    audit: AuditReport
+    missing: dict[str, Any]
+    from_cache: bool = field(default=False, compare=False)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def mask(self, name: str) -> np.ndarray:
+        """Boolean mask of the windows of split ``name`` (train | val | test)."""
+        if name not in SPLIT_NAMES:
+            raise ConfigError(f"unknown split {name!r}; expected one of {list(SPLIT_NAMES)}")
+        return self.meta["split"].to_numpy() == name
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(windows, labels) of split ``name`` (train | val | test)."""
+        m = self.mask(name)
+        return self.windows[m], self.labels[m]
+
+    def summary(self) -> pd.DataFrame:
+        """Windows per class (rows, in label order) and split (columns), with totals."""
+        counts = pd.crosstab(
+            pd.Categorical(self.meta["class_name"], categories=self.class_names),
+            pd.Categorical(self.meta["split"], categories=list(SPLIT_NAMES)),
+            dropna=False,
+        )
+        counts.index.name, counts.columns.name = "class_name", "split"
+        counts["total"] = counts.sum(axis=1)
+        counts.loc["total"] = counts.sum(axis=0)
+        return counts.astype("int64")
+
+
+def _config_for_key(cfg: DataConfig) -> dict[str, Any]:
+    d = cfg.to_dict()
+    d.pop("root", None)  # where the files are does not change the data; their fingerprints do
+    return d
+
+
+def build_dataset(cfg: DataConfig | Any, *, use_cache: bool = True) -> WindowedDataset:
+    """Build (or load from the cache) the windowed dataset described by ``cfg``.
+
+    Resolves the recordings (warning about and recording absent classes/loads), reads them, checks
+    their hashes, resamples them to ``cfg.fs_hz``, splits each by time (or by load), cuts windows,
+    optionally balances classes, and audits the split (raises :class:`LeakageError` on failure).
+    With ``use_cache`` the result is stored in / read from ``paths.cache_dir()``.
+    """
+    cfg = DataConfig.from_any(cfg).validate()
+    res = resolve(cfg)
+    fingerprints = [_cache.fingerprint(r.key, r.path) for r in res.recordings]
+    if cfg.manifest:
+        from pathlib import Path
+
+        fingerprints.append(_cache.fingerprint("manifest", Path(cfg.manifest).expanduser()))
+    key = _cache.cache_key(_config_for_key(cfg), fingerprints)
+    if use_cache:
+        hit = _cache.load_entry(key, cfg.setup)
+        if hit is not None:
+            arrays, meta, info = hit
+            log.info("dataset %s loaded from cache (%d windows)", cfg.setup, len(meta))
+            return WindowedDataset(
+                windows=arrays["windows"],
+                labels=arrays["labels"],
+                meta=meta,
+                class_names=info["class_names"],
+                fs_hz=info["fs_hz"],
+                window_length=info["window_length"],
+                channel=info["channel"],
+                protocol=info["protocol"],
+                audit=AuditReport.from_dict(info["audit"]),
+                missing=info["missing"],
+                from_cache=True,
+            )
+    ds = _build(cfg, res)
+    if use_cache:
+        _save(key, cfg.setup, ds)
+    return ds
+
+
+def _save(key: str, prefix: str, ds: WindowedDataset) -> None:
+    """Store ``ds`` in the cache; a cache that cannot be written only costs a warning."""
+    try:
+        _cache.save_entry(
+            key,
+            prefix,
+            {"windows": ds.windows, "labels": ds.labels},
+            ds.meta,
+            {
+                "class_names": ds.class_names,
+                "fs_hz": ds.fs_hz,
+                "window_length": ds.window_length,
+                "channel": ds.channel,
+                "protocol": ds.protocol,
+                "audit": ds.audit.to_dict(),
+                "missing": ds.missing,
+            },
+        )
+    except OSError as exc:
+        log.warning("could not write the dataset cache (%s); continuing without it", exc)
+
+
+def _check_hash(spec: RecordingSpec) -> None:
+    if spec.sha256 is None:
+        return
+    actual = sha256_of(spec.path)
+    if actual != spec.sha256:
+        raise HashMismatchError(
+            f"{spec.path}: SHA-256 {actual} does not match the expected {spec.sha256}; the file is "
+            "corrupt or not the published recording (replace it, e.g. `fd-data download`)"
+        )
+
+
+def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
+    L = int(cfg.window_length)
+    gap = cfg.effective_guard_gap
+    eval_hop = cfg.effective_eval_hop
+    label_of = {name: i for i, name in enumerate(res.class_names)}
+    columns: dict[str, list[np.ndarray]] = {}
+    chunks: list[np.ndarray] = []
+    recordings_info: list[dict[str, Any]] = []
+    resampling: dict[str, str] = {}
+    margins: dict[str, int] = {}
+
+    def add(col: str, values: np.ndarray) -> None:
+        columns.setdefault(col, []).append(values)
+
+    extra_cols = sorted({k for r in res.recordings for k in r.extra})
+    for spec in sorted(res.recordings, key=lambda r: (label_of[r.class_name], r.key)):
+        if cfg.verify_hashes:
+            _check_hash(spec)
+        sig = read_recording(spec.path, spec.channel, spec.file_number)
+        plan = plan_resampling(spec.fs_hz, cfg.fs_hz)
+        x = resample(sig.data, spec.fs_hz, cfg.fs_hz)
+        resampling[spec.key] = plan.describe()
+        # An eval window and a training window share filter input when closer than two half-lengths.
+        margins[spec.key] = 2 * plan.margin_samples
+        if cfg.split == "load":
+            role = "load_test" if spec.load_hp in set(cfg.test_loads) else "load_train"
+        else:
+            role = "time"
+        planned = plan_recording(
+            source=str(spec.path),
+            n_samples=x.size,
+            role=role,
+            fractions=[float(f) for f in cfg.split_fractions],
+            guard_gap=gap,
+            window_length=L,
+            train_hop=int(cfg.train_hop),
+            eval_hop=eval_hop,
+            fs_hz=cfg.fs_hz,
+        )
+        view = sliding_window_view(x, L)
+        ratio = spec.fs_hz / cfg.fs_hz
+        regions = {}
+        for region, starts in planned:
+            chunks.append(view[starts].astype(np.float32))
+            n = starts.size
+            regions[region.split] = [region.start, region.stop, int(n)]
+            add("split", np.full(n, region.split, dtype=object))
+            add("file", np.full(n, spec.key, dtype=object))
+            add("start", starts)
+            add("stop", starts + L)
+            add("start_orig", np.floor(starts * ratio).astype(np.int64))
+            add(
+                "stop_orig",
+                np.minimum(np.ceil((starts + L) * ratio), sig.data.size).astype(np.int64),
+            )
+            add("label", np.full(n, label_of[spec.class_name], dtype=np.int64))
+            add("class_name", np.full(n, spec.class_name, dtype=object))
+            add(
+                "load_hp", np.full(n, np.nan if spec.load_hp is None else spec.load_hp, dtype=float)
+            )
+            add("fs_hz", np.full(n, cfg.fs_hz, dtype=np.int64))
+            add("fs_orig_hz", np.full(n, spec.fs_hz, dtype=np.int64))
+            add("file_number", np.full(n, -1 if spec.file_number is None else spec.file_number))
+            add("channel", np.full(n, spec.channel, dtype=object))
+            add("variable", np.full(n, sig.variable, dtype=object))
+            add("rpm", np.full(n, np.nan if sig.rpm is None else sig.rpm, dtype=float))
+            for col in extra_cols:
+                add(col, np.full(n, spec.extra.get(col), dtype=object))
+        recordings_info.append(
+            {
+                "file": spec.key,
+                "class_name": spec.class_name,
+                "load_hp": spec.load_hp,
+                "variable": sig.variable,
+                "rpm": sig.rpm,
+                "fs_orig_hz": spec.fs_hz,
+                "n_samples_orig": int(sig.data.size),
+                "n_samples": int(x.size),
+                "resampling": plan.describe(),
+                "role": role,
+                "regions": regions,
+                "notes": sig.notes,
+            }
+        )
+    windows = np.concatenate(chunks)[:, None, :] if chunks else np.zeros((0, 1, L), np.float32)
+    meta = pd.DataFrame({c: np.concatenate(v) for c, v in columns.items()})
+    for col in ("split", "file", "class_name", "channel", "variable"):
+        meta[col] = meta[col].astype(str)
+    for col in extra_cols:  # grouping columns: numbers stay numbers, text becomes str
+        meta[col] = meta[col].infer_objects()
+        if meta[col].dtype == object and meta[col].map(lambda v: isinstance(v, str)).all():
+            meta[col] = meta[col].astype(str)
+    if cfg.balance == "undersample":
+        keep = undersample(meta, cfg.seed)
+        windows, meta = windows[keep], meta.iloc[keep].reset_index(drop=True)
+    labels = meta["label"].to_numpy(dtype=np.int64)
+    audit = audit_windows(meta, margins)
+    protocol = _protocol(cfg, res, resampling, recordings_info)
+    if not audit.passed:
+        audit.raise_if_failed()
+    log.info(
+        "built %s: %d windows (train %d, val %d, test %d); audit passed, min gap %s samples",
+        cfg.setup,
+        len(meta),
+        audit.n_train_windows,
+        audit.n_val_windows,
+        audit.n_test_windows,
+        audit.min_gap_samples,
+    )
+    return WindowedDataset(
+        windows=np.ascontiguousarray(windows),
+        labels=labels,
+        meta=meta,
+        class_names=list(res.class_names),
+        fs_hz=int(cfg.fs_hz),
+        window_length=L,
+        channel=cfg.channel,
+        protocol=protocol,
+        audit=audit,
+        missing=res.missing,
+    )
+
+
+def _protocol(
+    cfg: DataConfig, res: Resolution, resampling: dict[str, str], recordings: list[dict[str, Any]]
+) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        "setup": cfg.setup,
+        "split": cfg.split,
+        "region_order": "train | gap | val | gap | test (per recording, by time)"
+        if cfg.split == "time"
+        else "train loads: train | gap | val (by time); test loads: whole recording is test",
+        "split_fractions": [float(f) for f in cfg.split_fractions],
+        "guard_gap": cfg.effective_guard_gap,
+        "window_length": int(cfg.window_length),
+        "train_hop": int(cfg.train_hop),
+        "eval_hop": cfg.effective_eval_hop,
+        "balance": cfg.balance,
+        "seed": int(cfg.seed),
+        "fs_hz": int(cfg.fs_hz),
+        "channel": cfg.channel,
+        "classes": list(res.class_names),
+        "n_recordings": len(recordings),
+        "resampling": resampling,
+        "recordings": recordings,
+        "note": BEARING_NOTE,
+    }
+    if cfg.split == "load":
+        p["train_loads"] = list(cfg.train_loads)
+        p["test_loads"] = list(cfg.test_loads)
+    else:
+        p["loads"] = None if cfg.loads is None else list(cfg.loads)
+    if cfg.manifest:
+        p["manifest"] = str(cfg.manifest)
+    return _jsonable(p)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj

@@ -1,0 +1,421 @@
+"""Named class setups (which recordings make which class) and the generic manifest-driven dataset.
+
+- ``cwru10``: normal + inner race / ball / outer race @6:00 x 0.007 / 0.014 / 0.021 in, 12 kHz drive
+  end, loads 0-3 HP (the usual 10-class CWRU task; the normal baseline is 48 kHz and is decimated).
+- ``cwru4``: the same recordings as 4 classes: normal / inner_race / ball / outer_race.
+- ``generic``: the user's own recordings, listed in a manifest CSV (see data/README.md).
+
+Resolution checks what is on disk: absent files are recorded (and logged) per class and load; the build
+goes on while every class still has data, and stops with the list of what is missing otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fault_diag import paths
+from fault_diag.data.catalogue import load_catalogue
+from fault_diag.data.config import DataConfig
+from fault_diag.data.errors import (
+    ConfigError,
+    ManifestError,
+    MissingClassesError,
+    MissingDataFolderError,
+    UnknownSetupError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One class of a CWRU setup: the catalogue rows whose columns take the listed values."""
+
+    name: str
+    query: Mapping[str, tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A named set of classes drawn from the CWRU catalogue."""
+
+    name: str
+    description: str
+    classes: tuple[ClassSpec, ...]
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in label order."""
+        return [c.name for c in self.classes]
+
+
+@dataclass
+class RecordingSpec:
+    """One recording to read: where it is, what it is, and what its hash should be."""
+
+    key: str  # provenance id of the recording ("105.mat", or the manifest's file entry)
+    path: Path
+    class_name: str
+    fs_hz: int  # sampling rate of the file on disk
+    load_hp: float | None
+    channel: str
+    file_number: int | None = None
+    sha256: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Resolution:
+    """Recordings found on disk for a config, and what is absent."""
+
+    class_names: list[str]
+    recordings: list[RecordingSpec]
+    missing: dict[str, Any]
+    root: Path
+
+
+_DE12 = ("12k_DE",)
+_OR6 = ("6:00",)
+_SIZES = (0.007, 0.014, 0.021)
+_FAULTS = (("IR", "inner_race"), ("B", "ball"), ("OR", "outer_race"))
+
+
+def _fault_query(fault: str, sizes: tuple[float, ...]) -> dict[str, tuple[Any, ...]]:
+    q: dict[str, tuple[Any, ...]] = {"group": _DE12, "fault": (fault,), "fault_size_in": sizes}
+    if fault == "outer_race":
+        q["or_position"] = _OR6
+    return q
+
+
+_NORMAL = ClassSpec("normal", {"group": ("normal",)})
+
+SETUPS: dict[str, Setup] = {
+    "cwru10": Setup(
+        "cwru10",
+        "CWRU 12 kHz drive end, 10 classes: normal + IR/B/OR@6 x 0.007/0.014/0.021 in",
+        (_NORMAL,)
+        + tuple(
+            ClassSpec(
+                f"{code}{round(size * 1000):03d}" + ("@6" if code == "OR" else ""),
+                _fault_query(fault, (size,)),
+            )
+            for code, fault in _FAULTS
+            for size in _SIZES
+        ),
+    ),
+    "cwru4": Setup(
+        "cwru4",
+        "CWRU 12 kHz drive end, 4 classes: normal / inner race / ball / outer race @6 (0.007-0.021 in)",
+        (_NORMAL,) + tuple(ClassSpec(fault, _fault_query(fault, _SIZES)) for _, fault in _FAULTS),
+    ),
+}
+GENERIC = "generic"
+
+
+def register_setup(setup: Setup) -> None:
+    """Add a CWRU setup (e.g. fan-end or 48 kHz classes) under ``setup.name``."""
+    SETUPS[setup.name] = setup
+
+
+def list_setups() -> list[str]:
+    """Names accepted by ``DataConfig.setup``."""
+    return sorted(SETUPS) + [GENERIC]
+
+
+def get_setup(name: str) -> Setup:
+    """The CWRU setup called ``name``; :class:`UnknownSetupError` lists the known ones."""
+    if name not in SETUPS:
+        raise UnknownSetupError(f"unknown data setup {name!r}; known setups: {list_setups()}")
+    return SETUPS[name]
+
+
+def setup_catalogue(setup: Setup | str) -> pd.DataFrame:
+    """Catalogue rows of every file of ``setup`` with a ``class_name`` column (all loads)."""
+    setup = get_setup(setup) if isinstance(setup, str) else setup
+    cat = load_catalogue()
+    parts = []
+    for spec in setup.classes:
+        mask = pd.Series(True, index=cat.index)
+        for col, values in spec.query.items():
+            if col == "fault_size_in":
+                mask &= cat[col].round(3).isin([round(float(v), 3) for v in values])
+            else:
+                mask &= cat[col].isin(list(values))
+        rows = cat[mask].copy()
+        rows["class_name"] = spec.name
+        parts.append(rows)
+    return pd.concat(parts).sort_values(["class_name", "load_hp", "file_number"], kind="stable")
+
+
+def _selected_classes(all_names: list[str], wanted: list[str] | None, setup: str) -> list[str]:
+    if wanted is None:
+        return list(all_names)
+    unknown = [c for c in wanted if c not in all_names]
+    if unknown:
+        raise ConfigError(
+            f"data.classes: {unknown} are not classes of setup {setup!r} ({all_names})"
+        )
+    if len(set(wanted)) != len(wanted):
+        raise ConfigError(f"data.classes lists a class twice: {wanted}")
+    return list(wanted)
+
+
+def recordings_root(cfg: DataConfig) -> Path:
+    """Folder the recordings of ``cfg`` are read from (``cfg.root`` or ``paths.recordings_dir()``)."""
+    return Path(cfg.root).expanduser().resolve() if cfg.root else paths.recordings_dir()
+
+
+def _missing_folder(root: Path, setup: str) -> MissingDataFolderError:
+    return MissingDataFolderError(
+        f"recordings folder {root} does not exist: run `fd-data download --setup {setup}` or set "
+        f"{paths.DATA_DIR_ENV} to a folder that holds the CWRU .mat files (e.g. 105.mat)"
+    )
+
+
+def resolve(cfg: DataConfig) -> Resolution:
+    """Find the recordings of ``cfg`` on disk; record what is missing; stop if a class has none."""
+    if cfg.setup == GENERIC:
+        return resolve_manifest(cfg)
+    setup = get_setup(cfg.setup)
+    root = recordings_root(cfg)
+    if not root.is_dir():
+        raise _missing_folder(root, cfg.setup)
+    names = _selected_classes(setup.class_names, cfg.classes, cfg.setup)
+    cat = setup_catalogue(setup)
+    cat = cat[cat["class_name"].isin(names)]
+    if cfg.split == "load":
+        wanted_loads = sorted(set(cfg.train_loads) | set(cfg.test_loads))
+    else:
+        wanted_loads = (
+            sorted(set(cfg.loads)) if cfg.loads is not None else sorted(set(cat["load_hp"]))
+        )
+    cat = cat[cat["load_hp"].isin(wanted_loads)]
+    recordings, missing_files = [], []
+    missing_loads: dict[str, list[int]] = {}
+    present_loads: dict[str, list[int]] = {n: [] for n in names}
+    for _, row in cat.iterrows():
+        path = root / str(row["file_name"])
+        if path.is_file():
+            present_loads[row["class_name"]].append(int(row["load_hp"]))
+            recordings.append(
+                RecordingSpec(
+                    key=str(row["file_name"]),
+                    path=path,
+                    class_name=str(row["class_name"]),
+                    fs_hz=int(row["sampling_rate_hz"]),
+                    load_hp=int(row["load_hp"]),
+                    channel=cfg.channel,
+                    file_number=int(row["file_number"]),
+                    sha256=str(row["sha256"]) or None,
+                    extra={
+                        "fault": str(row["fault"]),
+                        "fault_size_in": float(row["fault_size_in"]),
+                    },
+                )
+            )
+        else:
+            missing_files.append(str(row["file_name"]))
+            missing_loads.setdefault(str(row["class_name"]), []).append(int(row["load_hp"]))
+    not_published = {
+        n: sorted(set(wanted_loads) - set(cat.loc[cat["class_name"] == n, "load_hp"]))
+        for n in names
+    }
+    not_published = {k: v for k, v in not_published.items() if v}
+    missing = _missing_record(names, missing_files, missing_loads, not_published, root)
+    _check_coverage(cfg, names, present_loads, missing, cat, root)
+    return Resolution(names, recordings, missing, root)
+
+
+def _missing_record(
+    names: list[str],
+    files: list[str],
+    loads: Mapping[str, list[int]],
+    not_published: Mapping[str, list[int]],
+    root: Path,
+) -> dict[str, Any]:
+    return {
+        "folder": str(root),
+        "files": sorted(files, key=lambda f: (len(f), f)),
+        "loads": {k: sorted(v) for k, v in loads.items()},
+        "not_published": dict(not_published),
+        "classes": [],  # filled by _check_coverage when a class has nothing at all
+        "n_classes": len(names),
+    }
+
+
+def _check_coverage(
+    cfg: DataConfig,
+    names: list[str],
+    present_loads: Mapping[str, list[int]],
+    missing: dict[str, Any],
+    cat: pd.DataFrame,
+    root: Path,
+) -> None:
+    """Warn about absent loads; raise :class:`MissingClassesError` when a class (or role) is empty."""
+    problems = []
+    for name in names:
+        have = set(present_loads.get(name, []))
+        if cfg.split == "load":
+            for role, loads in (("train", cfg.train_loads), ("test", cfg.test_loads)):
+                if not have & set(loads):
+                    problems.append(f"{name} has no recording at {role} loads {sorted(loads)}")
+        elif not have:
+            problems.append(f"{name} has no recording")
+    absent_classes = [n for n in names if not present_loads.get(n)]
+    missing["classes"] = absent_classes
+    if missing["files"] or missing["not_published"]:
+        parts = [f"{k}: loads {v} absent" for k, v in missing["loads"].items()]
+        parts += [f"{k}: loads {v} not published" for k, v in missing["not_published"].items()]
+        log.warning(
+            "%s: %d recordings missing in %s (%s); files: %s",
+            cfg.setup,
+            len(missing["files"]),
+            root,
+            "; ".join(parts),
+            ", ".join(missing["files"]),
+        )
+    if problems:
+        files = ", ".join(missing["files"]) or "none"
+        raise MissingClassesError(
+            f"cannot build {cfg.setup!r} ({cfg.split} split): " + "; ".join(problems) + f". "
+            f"Missing files: {files}. Put them in {root} (`fd-data download --setup {cfg.setup}`) "
+            f"or set {paths.DATA_DIR_ENV}"
+        )
+
+
+# --------------------------------------------------------------------------- generic manifest
+
+MANIFEST_REQUIRED = ("file", "label", "fs_hz")
+MANIFEST_OPTIONAL = ("channel", "load_hp", "sha256")
+RESERVED_META = {
+    "split",
+    "start",
+    "stop",
+    "start_orig",
+    "stop_orig",
+    "class_name",
+    "variable",
+    "fs_orig_hz",
+    "file_number",
+}
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read and check a generic-dataset manifest CSV (see data/README.md for the format)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ManifestError(f"manifest {path} does not exist")
+    try:
+        df = pd.read_csv(path, dtype={"file": str, "label": str, "channel": str, "sha256": str})
+    except Exception as exc:  # noqa: BLE001 - pandas raises many types for malformed CSV
+        raise ManifestError(f"manifest {path}: not a readable CSV ({exc})") from exc
+    absent = [c for c in MANIFEST_REQUIRED if c not in df.columns]
+    if absent:
+        raise ManifestError(
+            f"manifest {path}: missing column(s) {absent}; required: {list(MANIFEST_REQUIRED)}, "
+            f"optional: {list(MANIFEST_OPTIONAL)}, any other column is kept as a grouping column"
+        )
+    clash = sorted(RESERVED_META & set(df.columns))
+    if clash:
+        raise ManifestError(
+            f"manifest {path}: column names {clash} are reserved for window metadata"
+        )
+    if df.empty:
+        raise ManifestError(f"manifest {path} lists no recordings")
+    for col in MANIFEST_REQUIRED:
+        blank = df[col].isna()
+        if blank.any():
+            raise ManifestError(
+                f"manifest {path}: empty {col!r} in row(s) {list(df.index[blank] + 2)}"
+            )
+    fs = pd.to_numeric(df["fs_hz"], errors="coerce")
+    bad = fs.isna() | (fs <= 0) | (fs != fs.round())
+    if bad.any():
+        row = int(df.index[bad][0])
+        raise ManifestError(
+            f"manifest {path}: fs_hz {df['fs_hz'].iloc[row]!r} in line {row + 2} is not a positive "
+            "integer sampling rate in Hz"
+        )
+    df["fs_hz"] = fs.astype("int64")
+    dup = df["file"].duplicated()
+    if dup.any():
+        raise ManifestError(
+            f"manifest {path}: file(s) listed twice {sorted(set(df.loc[dup, 'file']))}; a recording "
+            "must appear once so the split audit can track it"
+        )
+    if "load_hp" in df.columns:
+        df["load_hp"] = pd.to_numeric(df["load_hp"], errors="coerce")
+    return df
+
+
+def resolve_manifest(cfg: DataConfig) -> Resolution:
+    """Recordings listed in ``cfg.manifest`` (paths relative to ``cfg.root`` or the manifest folder)."""
+    if not cfg.manifest:
+        raise ConfigError("data.manifest must name a manifest CSV for setup=generic")
+    manifest = Path(cfg.manifest).expanduser().resolve()
+    df = read_manifest(manifest)
+    root = Path(cfg.root).expanduser().resolve() if cfg.root else manifest.parent
+    if not root.is_dir():
+        raise MissingDataFolderError(
+            f"recordings folder {root} (for manifest {manifest}) does not exist"
+        )
+    labels = sorted(df["label"].unique())
+    names = _selected_classes(labels, cfg.classes, GENERIC)
+    df = df[df["label"].isin(names)]
+    if cfg.split == "load" or cfg.loads is not None:
+        if "load_hp" not in df.columns:
+            raise ManifestError(
+                f"manifest {manifest}: a load_hp column is needed for split=load or data.loads"
+            )
+        wanted = (
+            set(cfg.train_loads) | set(cfg.test_loads)
+            if cfg.split == "load"
+            else set(cfg.loads or [])
+        )
+        df = df[df["load_hp"].isin(wanted)]
+    extra_cols = [c for c in df.columns if c not in MANIFEST_REQUIRED + MANIFEST_OPTIONAL]
+    recordings, missing_files = [], []
+    missing_loads: dict[str, list[int]] = {}
+    present_loads: dict[str, list[int]] = {n: [] for n in names}
+    for _, row in df.iterrows():
+        path = Path(str(row["file"])).expanduser()
+        path = path if path.is_absolute() else root / path
+        load = row.get("load_hp")
+        load_val = None if load is None or pd.isna(load) else float(load)
+        load_key = int(load_val) if load_val is not None and load_val.is_integer() else load_val
+        if not path.is_file():
+            missing_files.append(str(row["file"]))
+            missing_loads.setdefault(str(row["label"]), []).append(load_key)  # type: ignore[arg-type]
+            continue
+        present_loads[str(row["label"])].append(load_key)  # type: ignore[arg-type]
+        channel = row.get("channel")
+        sha = row.get("sha256")
+        recordings.append(
+            RecordingSpec(
+                key=str(row["file"]),
+                path=path,
+                class_name=str(row["label"]),
+                fs_hz=int(row["fs_hz"]),
+                load_hp=load_val,
+                channel=str(channel) if isinstance(channel, str) and channel else cfg.channel,
+                file_number=None,
+                sha256=str(sha).lower() if isinstance(sha, str) and sha else None,
+                extra={c: _plain(row[c]) for c in extra_cols},
+            )
+        )
+    missing = _missing_record(names, missing_files, missing_loads, {}, root)
+    _check_coverage(cfg, names, present_loads, missing, df, root)
+    return Resolution(names, recordings, missing, root)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars, NaN -> None (for JSON metadata)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value

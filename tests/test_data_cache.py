@@ -1,0 +1,78 @@
+"""The built-dataset cache without the CWRU files: deterministic bytes, atomic writes, damage handling."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fault_diag.data import DataConfig, build_dataset
+from fault_diag.data.cache import CacheWarning, entry_paths, load_entry, save_entry
+
+
+def _rig(folder: Path) -> Path:
+    rng = np.random.default_rng(2)
+    folder.mkdir()
+    rows = []
+    for i, label in enumerate(["a", "a", "b", "b"]):
+        np.save(folder / f"r{i}.npy", rng.standard_normal(20_000))
+        rows.append(f"r{i}.npy,{label},12000")
+    (folder / "manifest.csv").write_text("file,label,fs_hz\n" + "\n".join(rows) + "\n")
+    return folder / "manifest.csv"
+
+
+def test_entries_are_deterministic_and_complete(tmp_path: Path) -> None:
+    arrays = {"windows": np.ones((3, 1, 4), np.float32), "labels": np.arange(3)}
+    meta = pd.DataFrame({"split": ["train", "val", "test"], "start": [0, 10, 20]})
+    save_entry("k" * 64, "x", arrays, meta, {"a": 1}, folder=tmp_path / "one")
+    save_entry("k" * 64, "x", arrays, meta, {"a": 1}, folder=tmp_path / "two")
+    one = sorted((tmp_path / "one").iterdir())
+    two = sorted((tmp_path / "two").iterdir())
+    assert [p.name for p in one] == [p.name for p in two] and len(one) == 2  # no temp files
+    for a, b in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes()  # parallel jobs writing the same entry agree
+    with zipfile.ZipFile(one[1]) as zf:
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    got = load_entry("k" * 64, "x", folder=tmp_path / "one")
+    assert got is not None
+    np.testing.assert_array_equal(got[0]["windows"], arrays["windows"])
+    assert got[1].equals(meta) and got[2] == {"a": 1}
+    # an entry whose metadata file never got written is incomplete: warned about, not used
+    npz, js = entry_paths("k" * 64, "x", tmp_path / "one")
+    js.unlink()
+    with pytest.warns(CacheWarning, match="missing"):
+        assert load_entry("k" * 64, "x", folder=tmp_path / "one") is None
+
+
+def test_unwritable_cache_only_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    if os.geteuid() == 0:
+        blocker = tmp_path / "file"  # root ignores permissions: use a file where a folder must be
+        blocker.write_text("")
+        monkeypatch.setenv("FAULT_DIAG_CACHE_DIR", str(blocker))
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        monkeypatch.setenv("FAULT_DIAG_CACHE_DIR", str(ro))
+    ds = build_dataset(
+        DataConfig(setup="generic", manifest=str(_rig(tmp_path / "rig")), window_length=512)
+    )
+    assert len(ds) > 0 and ds.audit.passed
+    assert "could not write the dataset cache" in caplog.text
+
+
+def test_editing_a_recording_invalidates_the_entry(tmp_path: Path, isolated_cache: Path) -> None:
+    manifest = _rig(tmp_path / "rig")
+    cfg = DataConfig(setup="generic", manifest=str(manifest), window_length=512)
+    first = build_dataset(cfg)
+    assert build_dataset(cfg).from_cache
+    np.save(tmp_path / "rig" / "r0.npy", np.zeros(20_000))
+    again = build_dataset(cfg)
+    assert not again.from_cache
+    assert not np.array_equal(first.windows, again.windows)
+    assert np.all(again.windows[again.meta["file"] == "r0.npy"] == 0)
