@@ -51,7 +51,8 @@ def test_each_group_has_options() -> None:
         ("trainer.epochs=ten", "epochs"),  # wrong type
         ("data.window_lenght=1024", "window_lenght"),
         ("noise.snr_db=loud", "snr_db"),
-        ("+model.nonsense=1", "nonsense"),
+        ("model.nonsense=1", "nonsense"),
+        ("tracking.backnd=none", "backnd"),
     ],
 )
 def test_typo_or_wrong_type_fails_at_compose_naming_the_key(override: str, key: str) -> None:

@@ -117,6 +117,10 @@ def write_artifacts(folder: Path, cfg: DictConfig, result: TrainResult, card: di
     files.append(folder / "model_card.json")
     (folder / "history.json").write_text(json.dumps(result.history, indent=2))
     files.append(folder / "history.json")
+    # Weights as a plain state dict: rebuilt from the card's model spec and loaded with
+    # weights_only=True by fd-export, so nothing is unpickled.
+    torch.save(result.model.state_dict(), folder / "classifier_state.pt")
+    files.append(folder / "classifier_state.pt")
     return files
 
 
