@@ -60,7 +60,9 @@ class TrackingConfig:
     """Where runs are recorded. ``backend: none`` trains without MLflow."""
 
     backend: str = "mlflow"  # mlflow | none
-    tracking_uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<root>/mlflow.db
+    tracking_uri: Optional[str] = (
+        None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<root>/mlflow.db
+    )
     experiment: str = "fault-diag"  # one MLflow experiment per study
     run_name: Optional[str] = None
     log_model: bool = True
@@ -133,7 +135,9 @@ def validate_config(cfg: DictConfig | Config) -> None:
     if not (t.lr > 0):
         raise ConfigError(f"trainer.lr={t.lr} must be > 0")
     if any(not (0 < m <= 1) for m in t.lr_milestones):
-        raise ConfigError(f"trainer.lr_milestones={list(t.lr_milestones)} must be fractions in (0, 1]")
+        raise ConfigError(
+            f"trainer.lr_milestones={list(t.lr_milestones)} must be fractions in (0, 1]"
+        )
     if not (t.device == "auto" or t.device == "cpu" or str(t.device).startswith("cuda")):
         raise ConfigError(f"trainer.device={t.device!r} must be auto, cpu, cuda or cuda:N")
     _choice("tracking.backend", cfg.tracking.backend, ("mlflow", "none"))

@@ -7,7 +7,6 @@ offset of the CWRU drive-end channel (about +0.003 to +0.03 g).
 
 from __future__ import annotations
 
-
 from torch import Tensor, nn
 
 

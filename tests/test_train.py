@@ -51,7 +51,9 @@ def _env(root: Path, cwru_dir: Path, cache: Path) -> dict[str, str]:
     return env
 
 
-def _fd_train(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+def _fd_train(
+    args: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "fault_diag.cli.train", *args],
         env=env,
@@ -115,7 +117,9 @@ def test_one_epoch_run_records_params_tags_metrics_and_artifacts(finished_run) -
         "model_card.json",
         "test_grid.json",
     } <= artifacts
-    card = json.loads(Path(client.download_artifacts(run_id, "model_card.json", str(root))).read_text())
+    card = json.loads(
+        Path(client.download_artifacts(run_id, "model_card.json", str(root))).read_text()
+    )
     assert card["sampling_rate_hz"] == 12000 and card["window_length"] == 2048
     assert len(card["labels"]) == 10 and card["mlflow_run_id"] == run_id
     assert card["noise_protocol"]["noise_protocol"] == "matched"
@@ -153,9 +157,16 @@ def test_mlflow_server_serves_the_run_over_rest(finished_run) -> None:
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     server = subprocess.Popen(
         [
-            str(mlflow_bin), "server",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            str(mlflow_bin),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -193,7 +204,9 @@ def _checkpoint_epoch(path: Path) -> int:
         return 0
 
 
-def test_killed_run_resumes_to_the_same_metrics(tmp_path: Path, cwru_dir: Path, shared_cache: Path) -> None:
+def test_killed_run_resumes_to_the_same_metrics(
+    tmp_path: Path, cwru_dir: Path, shared_cache: Path
+) -> None:
     env = _env(tmp_path, cwru_dir, shared_cache)
     args = [*SMALL, "trainer.epochs=5", "tracking=none", "trainer.lr_milestones=[0.6]"]
     # Reference: uninterrupted.

@@ -22,7 +22,11 @@ def _cfg(tmp_path: Path, *overrides: str):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
             "config",
-            overrides=[f"paths.output_dir={tmp_path / 'run'}", "trainer.progress=false", *overrides],
+            overrides=[
+                f"paths.output_dir={tmp_path / 'run'}",
+                "trainer.progress=false",
+                *overrides,
+            ],
         )
 
 

@@ -113,9 +113,7 @@ def build_classifier(cfg: DictConfig, num_classes: int, in_channels: int) -> Cla
     """The model named by ``cfg.model`` behind per-window standardisation."""
     params = OmegaConf.to_container(cfg.model.params, resolve=True) or {}
     assert isinstance(params, dict)
-    network = get_model(
-        cfg.model.name, num_classes=num_classes, in_channels=in_channels, **params
-    )
+    network = get_model(cfg.model.name, num_classes=num_classes, in_channels=in_channels, **params)
     return Classifier(network)
 
 
@@ -156,7 +154,9 @@ def _make_optimizer(cfg: DictConfig, params: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
-def _make_scheduler(cfg: DictConfig, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+def _make_scheduler(
+    cfg: DictConfig, opt: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler:
     t = cfg.trainer
     milestones = sorted({max(1, round(f * t.epochs)) for f in t.lr_milestones if f < 1})
     return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=t.lr_gamma)
@@ -186,7 +186,9 @@ def train(
         torch.use_deterministic_algorithms(True, warn_only=True)
     amp = bool(t.amp) and device.type == "cuda"
     if t.amp and not amp:
-        log.warning("trainer.amp=true is ignored on %s (bf16 autocast is used on CUDA only)", device)
+        log.warning(
+            "trainer.amp=true is ignored on %s (bf16 autocast is used on CUDA only)", device
+        )
 
     torch.manual_seed(t.seed)  # weight initialisation
     x_train_np, y_train_np = dataset.split("train")
@@ -194,7 +196,9 @@ def train(
     x_test_np, y_test_np = dataset.split("test")
     for name, arr in (("train", x_train_np), ("val", x_val_np), ("test", x_test_np)):
         if len(arr) == 0:
-            raise ValueError(f"the {name} split of the dataset is empty; check data.split_fractions")
+            raise ValueError(
+                f"the {name} split of the dataset is empty; check data.split_fractions"
+            )
     x_train = torch.from_numpy(x_train_np).to(device)
     y_train = torch.from_numpy(y_train_np).to(device)
     x_val_clean = torch.from_numpy(x_val_np).to(device)

@@ -33,7 +33,9 @@ def grid_metric_name(kind: str, snr_db: float) -> str:
     return f"test/acc/{kind}/{snr_db:g}dB"
 
 
-def model_card(cfg: DictConfig, dataset: WindowedDataset, result: TrainResult, run_id: str | None) -> dict[str, Any]:
+def model_card(
+    cfg: DictConfig, dataset: WindowedDataset, result: TrainResult, run_id: str | None
+) -> dict[str, Any]:
     """What a user of the trained classifier needs to feed it and to judge it (DESIGN.md section 6)."""
     import platform
 
@@ -81,14 +83,22 @@ def _confusion_figure(cm: np.ndarray, class_names: list[str], title: str) -> Any
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if cm[i, j] > peak / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if cm[i, j] > peak / 2 else "black",
+                )
     fig.tight_layout()
     return fig
 
 
-def write_artifacts(folder: Path, cfg: DictConfig, result: TrainResult, card: dict[str, Any],
-                    overrides: list[str]) -> list[Path]:
+def write_artifacts(
+    folder: Path, cfg: DictConfig, result: TrainResult, card: dict[str, Any], overrides: list[str]
+) -> list[Path]:
     """Write the run's artifacts into ``folder``; returns the files written."""
     import matplotlib.pyplot as plt
 
@@ -98,7 +108,8 @@ def write_artifacts(folder: Path, cfg: DictConfig, result: TrainResult, card: di
     (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
     files += [folder / "config.yaml", folder / "overrides.yaml"]
     fig = _confusion_figure(
-        result.confusion, result.class_names,
+        result.confusion,
+        result.class_names,
         f"{cfg.model.name}, test at {result.protocol['train_noise']} "
         f"{result.protocol['train_snr_db']} dB: acc {result.test_metrics['test/acc']:.3f}",
     )
@@ -189,7 +200,9 @@ def run_job(cfg: DictConfig) -> float:
     if cfg.tracking.backend == "mlflow":
         previous = read_checkpoint_extra(output_dir).get("mlflow_run_id")
         parent = read_parent_run(sweep_dir) if sweep_dir is not None else None
-        tracker = MlflowRun(cfg, tags=_run_tags(cfg, dataset), resume_run_id=previous, parent=parent)
+        tracker = MlflowRun(
+            cfg, tags=_run_tags(cfg, dataset), resume_run_id=previous, parent=parent
+        )
         log.info("MLflow run %s in %s", tracker.run_id, uri)
 
     try:
@@ -204,7 +217,8 @@ def run_job(cfg: DictConfig) -> float:
         artifact_dir = output_dir / "artifacts"
         files = write_artifacts(artifact_dir, cfg, result, card, overrides)
         if isinstance(tracker, MlflowRun):
-            metrics = dict(result.test_metrics)
+            # MLflow forbids '@' in metric names: test/acc@clean is logged as test/acc/clean.
+            metrics = {k.replace("@", "/"): v for k, v in result.test_metrics.items()}
             metrics["best_val_acc"] = result.best_val_acc
             metrics["best_epoch"] = result.best_epoch
             metrics["train_seconds"] = result.seconds
@@ -228,9 +242,15 @@ def run_job(cfg: DictConfig) -> float:
     return float(result.test_metrics["test/acc"])
 
 
-def _print_summary(cfg: DictConfig, result: TrainResult, run_id: str | None, uri: str | None) -> None:
+def _print_summary(
+    cfg: DictConfig, result: TrainResult, run_id: str | None, uri: str | None
+) -> None:
     p = result.protocol
-    cond = "clean" if p["train_noise"] == "none" else f"{p['train_noise']} noise at {p['train_snr_db']:g} dB"
+    cond = (
+        "clean"
+        if p["train_noise"] == "none"
+        else f"{p['train_noise']} noise at {p['train_snr_db']:g} dB"
+    )
     lines = [
         "",
         f"{cfg.model.name} on {cfg.data.setup} ({p['noise_protocol']} protocol), "
@@ -244,12 +264,15 @@ def _print_summary(cfg: DictConfig, result: TrainResult, run_id: str | None, uri
         lines.append("test accuracy by noise and SNR (dB): " + " ".join(f"{s:>6g}" for s in snrs))
         for kind in kinds:
             lines.append(
-                f"  {kind:<34}  " + " ".join(f"{result.grid_accuracy[(kind, s)]:6.3f}" for s in snrs)
+                f"  {kind:<34}  "
+                + " ".join(f"{result.grid_accuracy[(kind, s)]:6.3f}" for s in snrs)
             )
     if run_id:
         lines.append(f"MLflow run {run_id} in {uri}")
-        lines.append("dashboard: make ui   (or: mlflow server --backend-store-uri "
-                     f"{uri} --host 127.0.0.1 --port 5000)")
+        lines.append(
+            "dashboard: make ui   (or: mlflow server --backend-store-uri "
+            f"{uri} --host 127.0.0.1 --port 5000)"
+        )
     print("\n".join(lines), file=sys.stdout, flush=True)
 
 
