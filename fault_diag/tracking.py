@@ -314,7 +314,7 @@ class MlflowRun:
                 name="model",
                 input_example=input_example,
                 pip_requirements=[torch_req, f"mlflow=={mlflow.__version__}", "numpy"],
-                metadata={"model_card": card},
+                metadata={"model_card": json.loads(json.dumps(card, default=str))},
                 # torch.export format: loading it unpickles nothing (DESIGN.md section 6).
                 serialization_format="pt2",
             )

@@ -60,7 +60,7 @@ def model_card(
         "git_commit": git_commit(),
         "versions": {
             "python": platform.python_version(),
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
             "numpy": np.__version__,
         },
     }
