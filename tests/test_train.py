@@ -270,3 +270,46 @@ def test_joblib_multirun_gives_one_parent_and_two_children(
     assert parents[0].info.status == "FINISHED"
     record = json.loads((tmp_path / "sweep" / "mlflow_parent_run.json").read_text())
     assert record["run_id"] == parents[0].info.run_id
+
+
+def test_submitit_local_launcher_runs_a_job(
+    tmp_path: Path, cwru_dir: Path, shared_cache: Path
+) -> None:
+    """The SLURM launcher's machinery (submitit), exercised locally with hydra/launcher=submitit_local."""
+    env = _env(tmp_path, cwru_dir, shared_cache)
+    proc = _fd_train(
+        [
+            "-m",
+            *SMALL,
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            "trainer.epochs=1",
+            "tracking.experiment=submitit_test",
+            "tracking.log_model=false",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+        env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    client = _client(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("submitit_test").experiment_id])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(children) == 1 and children[0].info.status == "FINISHED"
+    assert 0.0 <= children[0].data.metrics["test/acc"] <= 1.0
+    assert list((tmp_path / "sweep" / ".submitit").glob("*/*_result.pkl")), (
+        "submitit left no result"
+    )
+
+
+def test_slurm_launcher_config_composes_with_submitit() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from fault_diag.config import register_configs
+
+    register_configs()
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    assert "SlurmLauncher" in cfg.hydra.launcher._target_
+    assert cfg.hydra.launcher.gpus_per_node == 1
