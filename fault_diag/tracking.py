@@ -151,6 +151,14 @@ def flatten_params(cfg: DictConfig) -> dict[str, str]:
     return out
 
 
+def default_run_name(cfg: DictConfig) -> str:
+    """A readable run name: model, noise condition, protocol and seed (``drsn_cw-gaussian@0dB-s0``)."""
+    nz = cfg.noise
+    cond = "clean" if nz.kind == "none" or nz.snr_db is None else f"{nz.kind}@{float(nz.snr_db):g}dB"
+    proto = "" if nz.protocol == "matched" else f"-{nz.protocol}"
+    return f"{cfg.model.name}-{cond}{proto}-s{cfg.trainer.seed}"
+
+
 def read_parent_run(sweep_dir: Path) -> dict[str, str] | None:
     """The parent-run record written by :class:`MlflowSweepCallback` in ``sweep_dir``, if any."""
     path = sweep_dir / PARENT_RUN_FILE
@@ -263,7 +271,8 @@ class MlflowRun:
         if parent is not None:
             all_tags["mlflow.parentRunId"] = parent["run_id"]
             all_tags["sweep_id"] = parent["sweep_id"]
-        run = self.client.create_run(exp_id, run_name=cfg.tracking.run_name, tags=all_tags)
+        run_name = cfg.tracking.run_name or default_run_name(cfg)
+        run = self.client.create_run(exp_id, run_name=run_name, tags=all_tags)
         self.run_id = run.info.run_id
         from mlflow.entities import Param
 
