@@ -114,8 +114,12 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
 
 
 def git_commit() -> str:
-    """The project's git commit (``-dirty`` when the tree has changes), or ``unknown``."""
-    root = project_root()
+    """The commit of the code that runs (``-dirty`` when its tree has changes), or ``unknown``.
+
+    Asked of the checkout that holds this package, not of ``project_root()``: the root may be moved
+    (``FAULT_DIAG_ROOT``) to keep stores and outputs elsewhere.
+    """
+    root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
@@ -154,7 +158,9 @@ def flatten_params(cfg: DictConfig) -> dict[str, str]:
 def default_run_name(cfg: DictConfig) -> str:
     """A readable run name: model, noise condition, protocol and seed (``drsn_cw-gaussian@0dB-s0``)."""
     nz = cfg.noise
-    cond = "clean" if nz.kind == "none" or nz.snr_db is None else f"{nz.kind}@{float(nz.snr_db):g}dB"
+    cond = (
+        "clean" if nz.kind == "none" or nz.snr_db is None else f"{nz.kind}@{float(nz.snr_db):g}dB"
+    )
     proto = "" if nz.protocol == "matched" else f"-{nz.protocol}"
     return f"{cfg.model.name}-{cond}{proto}-s{cfg.trainer.seed}"
 

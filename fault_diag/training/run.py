@@ -67,12 +67,11 @@ def model_card(
 
 
 def _confusion_figure(cm: np.ndarray, class_names: list[str], title: str) -> Any:
-    import matplotlib
+    # A bare Figure (no pyplot): leaves the caller's matplotlib backend alone, e.g. in a notebook.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
+    fig = Figure(figsize=(6.5, 5.5), dpi=100)
+    ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
@@ -100,8 +99,6 @@ def write_artifacts(
     folder: Path, cfg: DictConfig, result: TrainResult, card: dict[str, Any], overrides: list[str]
 ) -> list[Path]:
     """Write the run's artifacts into ``folder``; returns the files written."""
-    import matplotlib.pyplot as plt
-
     folder.mkdir(parents=True, exist_ok=True)
     files = []
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -114,7 +111,6 @@ def write_artifacts(
         f"{result.protocol['train_snr_db']} dB: acc {result.test_metrics['test/acc']:.3f}",
     )
     fig.savefig(folder / "confusion_matrix.png")
-    plt.close(fig)
     files.append(folder / "confusion_matrix.png")
     result.per_class.to_csv(folder / "per_class_metrics.csv", index=False)
     files.append(folder / "per_class_metrics.csv")
