@@ -9,7 +9,7 @@ EXTRAS ?= dev,export,mat73,sweeps
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all data train sweep sweep-smoke ui lint format typecheck clean
+.PHONY: help install test test-slow test-all data train sweep sweep-smoke study study-reduced report ui lint format typecheck clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,21 @@ sweep: $(STAMP) ## the SNR x noise x model x seed sweep, parallel jobs (ARGS to 
 
 sweep-smoke: $(STAMP) ## a 2-model x 3-SNR, 1-epoch sweep (minutes on a CPU)
 	$(VENV)/bin/fd-train sweep=smoke $(ARGS)
+
+study: $(STAMP) ## the full noise-robustness study (9 models x 3 noises x 11 SNRs x 3 seeds, both protocols; a GPU job)
+	$(VENV)/bin/fd-data download --setup cwru10
+	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_matched $(ARGS)
+	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_clean_train $(ARGS)
+	$(VENV)/bin/fd-report --experiment study_cwru10 --out docs/results/full
+
+study-reduced: $(STAMP) ## the CPU-sized study (5 models x 3 noises x 5 SNRs, 12 epochs, both protocols)
+	$(VENV)/bin/fd-data download --setup cwru10
+	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_reduced $(ARGS)
+	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_reduced_clean_train $(ARGS)
+	$(VENV)/bin/fd-report --experiment study_cwru10_reduced --out docs/results/reduced
+
+report: $(STAMP) ## report of the latest sweep (ARGS='--experiment NAME' for another)
+	$(VENV)/bin/fd-report $(if $(ARGS),$(ARGS),--sweep latest)
 
 UI_PORT ?= 5000
 ui: $(STAMP) ## MLflow dashboard on http://127.0.0.1:$(UI_PORT) over the project's store
