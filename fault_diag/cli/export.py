@@ -1,0 +1,131 @@
+"""``fd-export``: write a bundle (model.pt2, model.onnx, model_card.json, parity_report.json).
+
+    fd-export SOURCE --out DIR [--tracking-uri URI] [--real-windows require|auto|skip]
+              [--n-real-windows 64] [--register NAME [--alias ALIAS]] [--force] [--json]
+
+SOURCE: an MLflow run id (or ``runs:/<id>``), a registered model (``models:/name@alias``,
+``models:/name/<version>``), or a run folder (``<hydra run dir>`` or its ``artifacts/``).
+
+Exit codes: 0 bundle written; 1 parity check failed; 2 bad arguments or source (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the docs)."""
+    p = argparse.ArgumentParser(
+        prog="fd-export",
+        description="Export a trained classifier as a checked bundle (torch.export .pt2 + ONNX + card).",
+    )
+    p.add_argument(
+        "source",
+        help="run id | runs:/<id> | models:/name@alias | models:/name/<version> | run folder",
+    )
+    p.add_argument(
+        "--out", required=True, help="bundle folder to create (must not exist unless --force)"
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store (default: $MLFLOW_TRACKING_URI, else the project's sqlite)",
+    )
+    p.add_argument(
+        "--real-windows",
+        choices=["require", "auto", "skip"],
+        default="require",
+        help="parity on the run's real test windows: require (default; needs the recordings), "
+        "auto (skip with a note when unavailable), skip",
+    )
+    p.add_argument(
+        "--n-real-windows", type=int, default=64, help="test windows used for parity (default 64)"
+    )
+    p.add_argument(
+        "--register",
+        metavar="NAME",
+        default=None,
+        help="register the run's logged MLflow model as NAME",
+    )
+    p.add_argument(
+        "--alias", default=None, help="alias to point at the new version (with --register)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing bundle folder (atomically)"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the card's export section and the parity report as JSON",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fd-export``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # 3 small files
+    from fault_diag.export import ParityError, export_from_source
+
+    try:
+        result = export_from_source(
+            args.source,
+            args.out,
+            tracking_uri=args.tracking_uri,
+            real_windows=args.real_windows,
+            n_real_windows=args.n_real_windows,
+            register=args.register,
+            alias=args.alias,
+            overwrite=args.force,
+        )
+    except ParityError as exc:
+        print(f"fd-export: error: {exc} (nothing was written)", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # ExportError, BundleError, DataError: bad input, clear message
+        print(f"fd-export: error: {exc}", file=sys.stderr)
+        return 2
+    card = result.card
+    if args.json:
+        print(
+            json.dumps(
+                {"bundle": str(result.path), "export": card["export"], "parity": result.parity},
+                indent=2,
+            )
+        )
+        return 0
+    files = card["export"]["files"]
+    lines = [
+        f"bundle: {result.path}",
+        f"model: {card['model']['name']}, {len(card['labels'])} classes, {card['sampling_rate_hz']} Hz, "
+        f"window {card['window_length']} ({card['channel']})",
+    ]
+    for name, info in files.items():
+        lines.append(f"  {name:<12} {info['bytes']:>10,d} bytes  sha256 {info['sha256'][:16]}...")
+    lines.append(
+        f"  model_card.json, parity_report.json (ONNX opset {card['export']['onnx_opset']})"
+    )
+    for c in result.parity["checks"]:
+        lines.append(
+            f"parity {c['runtime']:<20} {c['inputs'][:60]:<60} max|diff| {c['max_abs_diff']:.2e}  "
+            f"argmax agree {c['argmax_agreement']:.3f}  {'ok' if c['passed'] else 'FAILED'}"
+        )
+    rw = result.parity["real_windows"]
+    if rw["status"] != "used":
+        lines.append(f"warning: parity on real windows skipped: {rw.get('reason')}")
+    if result.registered:
+        reg = result.registered
+        lines.append(f"registered: {reg['name']} version {reg['version']} ({reg['uri']})")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""``fd-report``: tables and accuracy-vs-SNR plots from the MLflow store.
+
+    fd-report --sweep SWEEP_ID|SWEEP_DIR|latest [--filter "tags.model = 'drsn_cw'"] [--out DIR]
+    fd-report --experiment NAME [--filter ...] [--out DIR]
+              [--tracking-uri URI] [--no-log] [--include-unfinished] [--json]
+
+Writes runs.csv (tidy), summary.csv, report.md, accuracy_vs_snr.png (and thresholds_vs_snr.png for
+DRSN models) to DIR (default <root>/outputs/reports/<sweep id>) and logs them under ``report/`` of
+the sweep's parent run.
+
+Exit codes: 0 ok; 2 nothing to report / bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser."""
+    p = argparse.ArgumentParser(prog="fd-report", description="Results report from MLflow runs.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--sweep", help="sweep id (tag sweep_id), a sweep folder, or 'latest'")
+    which.add_argument("--experiment", help="MLflow experiment name")
+    p.add_argument(
+        "--filter",
+        dest="filter_string",
+        default=None,
+        help="MLflow filter string, e.g. \"tags.noise = 'pink'\"",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store (default: $MLFLOW_TRACKING_URI, else the project's sqlite)",
+    )
+    p.add_argument(
+        "--out", default=None, help="output folder (default <root>/outputs/reports/<sweep id>)"
+    )
+    p.add_argument(
+        "--no-log", action="store_true", help="do not log the report to the sweep's parent run"
+    )
+    p.add_argument(
+        "--include-unfinished", action="store_true", help="also report runs that did not finish"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fd-report``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from fault_diag.report import build_report, pivot_markdown, result_json
+
+    try:
+        result = build_report(
+            sweep=args.sweep,
+            experiment=args.experiment,
+            filter_string=args.filter_string,
+            tracking_uri=args.tracking_uri,
+            out_dir=args.out,
+            log_to_parent=not args.no_log,
+            include_unfinished=args.include_unfinished,
+        )
+    except ValueError as exc:  # ReportError, MlflowException for a malformed filter
+        print(f"fd-report: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result_json(result), indent=2))
+        return 0
+    sel = result.selection
+    print(f"{sel.title}: {result.table['run_id'].nunique()} runs")
+    if sel.skipped:
+        print(f"left out (not finished): {', '.join(sel.skipped)}")
+    print(pivot_markdown(result.summary))
+    print(f"report: {result.out_dir} ({', '.join(p.name for p in result.files)})")
+    if result.logged_to:
+        print(f"logged under report/ of the sweep's parent run {result.logged_to}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

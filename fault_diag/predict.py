@@ -1,0 +1,311 @@
+"""Run an exported bundle on a recording: read, resample to the model's rate, window, classify.
+
+The bundle (:mod:`fault_diag.export`) carries everything needed: the sampling rate and window length
+the model was trained with, the channel, the labels, and the per-window normalisation inside its
+graph. What the recording file does not carry is its own sampling rate when it is a ``.csv`` or
+``.npy``; then ``fs_hz`` is required. For a ``.mat`` named by its CWRU file number (``97.mat``) the
+rate comes from the CWRU catalogue (97-100 are 48 kHz, not 12 kHz).
+
+Windows are cut from the (optionally restricted, ``start``/``stop``) signal with ``hop`` samples
+between starts (default: the window length, no overlap); samples after the last whole window are
+reported as unused. Two aggregate verdicts are given: the class of the mean probability over windows,
+and the majority vote of the per-window classes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fault_diag.export import Bundle, load_bundle
+
+log = logging.getLogger(__name__)
+
+RECORDING_SUFFIXES = (".mat", ".csv", ".npy", ".npz")
+
+
+class PredictError(ValueError):
+    """The recording cannot be classified as asked (unknown rate, too short, bad range, ...)."""
+
+
+class UnknownRateError(PredictError):
+    """The recording's sampling rate is neither given nor known from the CWRU catalogue."""
+
+
+class RecordingTooShortError(PredictError):
+    """The (selected part of the) recording is shorter than one window."""
+
+
+def recording_rate(path: str | Path, fs_hz: float | None = None) -> tuple[int, str]:
+    """(sampling rate in Hz, where it came from) for ``path``.
+
+    ``fs_hz`` wins when given. Else a ``.mat`` named by a CWRU file number takes the catalogue's rate;
+    anything else raises :class:`UnknownRateError`.
+    """
+    path = Path(path)
+    if fs_hz is not None:
+        if not (float(fs_hz) > 0 and float(fs_hz) == int(fs_hz)):
+            raise PredictError(
+                f"--fs-hz={fs_hz!r} is invalid: expected a positive integer rate in Hz"
+            )
+        rate, how = int(fs_hz), "given (--fs-hz)"
+        known = _catalogue_rate(path)
+        if known is not None and known != rate:
+            log.warning(
+                "%s: --fs-hz %d differs from the CWRU catalogue's %d Hz for this file number; "
+                "using %d Hz as given",
+                path,
+                rate,
+                known,
+                rate,
+            )
+        return rate, how
+    if path.suffix.lower() != ".mat":
+        raise UnknownRateError(
+            f"{path}: a {path.suffix} file does not record its sampling rate; pass --fs-hz "
+            "(e.g. --fs-hz 12000)"
+        )
+    known = _catalogue_rate(path)
+    if known is None:
+        raise UnknownRateError(
+            f"{path}: the sampling rate is unknown (the file name is not a CWRU file number in "
+            "the catalogue, e.g. 105.mat); pass --fs-hz"
+        )
+    return known, f"CWRU catalogue ({path.stem}.mat)"
+
+
+def _catalogue_rate(path: Path) -> int | None:
+    from fault_diag.data.catalogue import file_number_from_name, load_catalogue
+
+    if path.suffix.lower() != ".mat":
+        return None
+    number = file_number_from_name(path.name)
+    cat = load_catalogue()
+    if number is None or number not in cat.index:
+        return None
+    return int(cat.loc[number, "sampling_rate_hz"])
+
+
+def cut_windows(x: np.ndarray, window_length: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows ``(n, 1, window_length)`` float32 and their start indices; hop between starts."""
+    if hop < 1:
+        raise PredictError(f"hop={hop} is invalid: expected a positive number of samples")
+    if x.size < window_length:
+        raise RecordingTooShortError(
+            f"the signal has {x.size} samples but one window needs {window_length}"
+        )
+    starts = np.arange(0, x.size - window_length + 1, hop, dtype=np.int64)
+    view = np.lib.stride_tricks.sliding_window_view(x, window_length)
+    return np.ascontiguousarray(view[starts][:, None, :], dtype=np.float32), starts
+
+
+@dataclass
+class WindowPrediction:
+    """One window: where it starts (seconds and model-rate samples), its class and probabilities."""
+
+    index: int
+    start_sample: int
+    start_s: float
+    label: str
+    probability: float
+    probabilities: dict[str, float] = field(repr=False)
+
+
+@dataclass
+class PredictionResult:
+    """Everything ``fd-predict`` prints."""
+
+    recording: str
+    variable: str
+    bundle: str
+    model: str
+    runtime: str
+    labels: list[str]
+    fs_recording_hz: int
+    fs_source: str
+    fs_model_hz: int
+    resampling: str
+    selection: dict[str, int]
+    window_length: int
+    hop: int
+    n_windows: int
+    unused_tail_samples: int
+    windows: list[WindowPrediction]
+    mean_probability: dict[str, float]
+    verdict_mean_probability: dict[str, Any]
+    verdict_majority: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def predict_windows(bundle: Bundle, windows: np.ndarray) -> np.ndarray:
+    """Class probabilities ``(n, len(labels))`` of RAW windows."""
+    return bundle.probabilities(windows)
+
+
+def predict_recording(
+    bundle: Bundle | str | Path,
+    recording: str | Path,
+    *,
+    fs_hz: float | None = None,
+    channel: str | None = None,
+    hop: int | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    runtime: str = "onnx",
+) -> PredictionResult:
+    """Classify ``recording`` window by window with ``bundle`` (a :class:`Bundle` or its folder).
+
+    ``start``/``stop`` select samples ``[start, stop)`` of the recording at ITS OWN rate (before any
+    resampling). ``channel`` defaults to the card's (a ``.mat`` variable DE/FE/BA, a CSV column or
+    ``.npz`` key; a single-column file needs none).
+    """
+    from fault_diag.data.readers import read_recording
+    from fault_diag.data.resample import plan_resampling, resample
+
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(bundle, runtime)
+    path = Path(recording)
+    if path.suffix.lower() not in RECORDING_SUFFIXES:
+        raise PredictError(
+            f"{path}: unsupported format {path.suffix!r}; expected one of {RECORDING_SUFFIXES}"
+        )
+    if not path.is_file():
+        raise PredictError(f"{path}: no such file")
+    fs_in, fs_source = recording_rate(path, fs_hz)
+    sig = read_recording(path, channel or bundle.card["channel"])  # NaN/Inf -> NonFiniteSignalError
+    x = sig.data
+    n_total = int(x.size)
+    lo = 0 if start is None else int(start)
+    hi = n_total if stop is None else int(stop)
+    if not 0 <= lo < hi <= n_total:
+        raise PredictError(
+            f"{path}: sample range start={start} stop={stop} is invalid for a recording of "
+            f"{n_total} samples: expected 0 <= start < stop <= {n_total}"
+        )
+    x = x[lo:hi]
+    fs_model = bundle.sampling_rate_hz
+    plan = plan_resampling(fs_in, fs_model)
+    x = resample(x, fs_in, fs_model)
+    length = bundle.window_length
+    hop = length if hop is None else int(hop)
+    if x.size < length:
+        need = math.ceil(length * fs_in / fs_model)
+        raise RecordingTooShortError(
+            f"{path}: {hi - lo} samples at {fs_in} Hz ({x.size} at the model's {fs_model} Hz) are "
+            f"shorter than one window of {length} samples at {fs_model} Hz (needs {need} samples "
+            f"at {fs_in} Hz)"
+        )
+    windows, starts = cut_windows(x, length, hop)
+    probs = bundle.probabilities(windows)
+    labels = bundle.labels
+    top = probs.argmax(axis=1)
+    offset_model = (
+        lo * fs_model / fs_in
+    )  # window starts as model-rate samples of the whole recording
+    per_window = [
+        WindowPrediction(
+            index=i,
+            start_sample=int(round(offset_model + s)),
+            start_s=float((offset_model + s) / fs_model),
+            label=labels[int(top[i])],
+            probability=float(probs[i, top[i]]),
+            probabilities={lab: float(p) for lab, p in zip(labels, probs[i], strict=True)},
+        )
+        for i, s in enumerate(starts)
+    ]
+    mean = probs.mean(axis=0)
+    best = int(mean.argmax())
+    votes = Counter(int(t) for t in top)
+    # majority: most votes; a tie is broken by the higher mean probability
+    winner = max(votes, key=lambda k: (votes[k], mean[k]))
+    used_until = int(starts[-1]) + length
+    return PredictionResult(
+        recording=str(path),
+        variable=sig.variable,
+        bundle=str(bundle.path),
+        model=str(bundle.card["model"]["name"]),
+        runtime="onnxruntime" if bundle.runtime == "onnx" else "torch.export (.pt2)",
+        labels=labels,
+        fs_recording_hz=fs_in,
+        fs_source=fs_source,
+        fs_model_hz=fs_model,
+        resampling=plan.describe(),
+        selection={"start": lo, "stop": hi, "n_samples_recording": n_total},
+        window_length=length,
+        hop=hop,
+        n_windows=len(per_window),
+        unused_tail_samples=int(x.size - used_until),
+        windows=per_window,
+        mean_probability={lab: float(p) for lab, p in zip(labels, mean, strict=True)},
+        verdict_mean_probability={"label": labels[best], "probability": float(mean[best])},
+        verdict_majority={
+            "label": labels[winner],
+            "votes": int(votes[winner]),
+            "n_windows": len(per_window),
+            "fraction": float(votes[winner] / len(per_window)),
+        },
+        notes=list(sig.notes),
+    )
+
+
+def format_result(result: PredictionResult, max_windows: int | None = None) -> str:
+    """Human-readable report: the recording, one line per window, the two verdicts."""
+    r = result
+    sel = r.selection
+    part = (
+        "whole recording"
+        if sel["start"] == 0 and sel["stop"] == sel["n_samples_recording"]
+        else f"samples {sel['start']}..{sel['stop']} of {sel['n_samples_recording']}"
+    )
+    lines = [
+        f"recording: {r.recording} ({r.variable}, {r.fs_recording_hz} Hz from {r.fs_source}; {part})",
+        f"model: {r.model} ({r.runtime}), {len(r.labels)} classes, {r.fs_model_hz} Hz, "
+        f"window {r.window_length}; resampling: {r.resampling}",
+        f"{r.n_windows} windows, hop {r.hop} ({r.unused_tail_samples} tail samples unused)",
+        "",
+        f"{'window':>6} {'start_s':>8}  {'class':<10} {'p':>6}   {'runner-up':<10} {'p':>6}",
+    ]
+    shown = r.windows if max_windows is None else r.windows[:max_windows]
+    for w in shown:
+        ranked = sorted(w.probabilities.items(), key=lambda kv: -kv[1])
+        second = ranked[1] if len(ranked) > 1 else ("", 0.0)
+        lines.append(
+            f"{w.index:>6} {w.start_s:>8.3f}  {w.label:<10} {w.probability:>6.3f}   "
+            f"{second[0]:<10} {second[1]:>6.3f}"
+        )
+    if len(shown) < len(r.windows):
+        lines.append(
+            f"   ... {len(r.windows) - len(shown)} more windows (--all or --json to see them)"
+        )
+    vm, vj = r.verdict_mean_probability, r.verdict_majority
+    lines += [
+        "",
+        f"verdict (mean probability): {vm['label']}  (p = {vm['probability']:.3f})",
+        f"verdict (majority vote):    {vj['label']}  ({vj['votes']}/{vj['n_windows']} windows)",
+    ]
+    lines += [f"note: {n}" for n in r.notes]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "PredictError",
+    "PredictionResult",
+    "RecordingTooShortError",
+    "UnknownRateError",
+    "WindowPrediction",
+    "cut_windows",
+    "format_result",
+    "predict_recording",
+    "predict_windows",
+    "recording_rate",
+]

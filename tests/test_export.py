@@ -1,0 +1,321 @@
+"""Export bundles for every registered model, parity with eager torch, atomicity, tampered bundles.
+
+The models have small random weights (no training): what is tested is that the exported graphs
+(torch.export .pt2 and ONNX through the dynamo exporter) compute what the eager classifier computes,
+per-window normalisation included, on batch sizes 1 and 7 and on real CWRU windows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fault_diag.export import (
+    CARD_FILE,
+    ONNX_FILE,
+    PARITY_FILE,
+    PT2_FILE,
+    BundleError,
+    ExportError,
+    card_for,
+    export_bundle,
+    load_bundle,
+    sha256_file,
+)
+from fault_diag.models import get_model, get_model_spec, list_models
+from fault_diag.preprocess import Classifier
+
+pytestmark = pytest.mark.integration
+
+WINDOW = 2048
+LABELS = [f"class{i}" for i in range(10)]
+# ONNX export takes seconds per model: two in the default run, the rest with -m slow.
+DEFAULT_MODELS = {"drsn_cs", "wdcnn"}
+
+
+def _classifier(name: str, n_classes: int = 10, seed: int = 0) -> Classifier:
+    torch.manual_seed(seed)
+    clf = Classifier(get_model(name, num_classes=n_classes, in_channels=1)).eval()
+    # Non-trivial BatchNorm statistics, so eval-mode BN is really exercised by the parity check.
+    with torch.no_grad():
+        for m in clf.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return clf
+
+
+def _card(clf: Classifier, labels: list[str] = LABELS) -> dict:
+    return card_for(
+        get_model_spec(clf.network), labels, sampling_rate_hz=12000, window_length=WINDOW
+    )
+
+
+@pytest.fixture(scope="module")
+def real_windows(cwru_dir: Path) -> np.ndarray:
+    """16 raw windows (g) of 105.mat (inner race, 0 HP) and 97.mat decimated to 12 kHz."""
+    from fault_diag.data import read_recording, resample
+
+    x105 = read_recording(cwru_dir / "105.mat").data
+    x97 = resample(read_recording(cwru_dir / "97.mat").data, 48000, 12000)
+    starts = np.arange(8) * 7000
+    w = [x[s : s + WINDOW] for x in (x105, x97) for s in starts]
+    return np.stack(w)[:, None, :].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def shared_bundle(tmp_path_factory, real_windows) -> tuple[Path, Classifier]:
+    """One WDCNN bundle (the fastest to export) shared by the tamper tests; they edit copies."""
+    clf = _classifier("wdcnn")
+    out = tmp_path_factory.mktemp("bundles") / "wdcnn"
+    export_bundle(clf, _card(clf), out, real_windows=real_windows, real_windows_source="105/97.mat")
+    return out, clf
+
+
+def _params():
+    return [
+        pytest.param(name, marks=() if name in DEFAULT_MODELS else pytest.mark.slow)
+        for name in list_models()
+    ]
+
+
+@pytest.mark.parametrize("name", _params())
+def test_every_registered_model_exports_with_parity(
+    name: str, tmp_path: Path, real_windows, shared_bundle
+) -> None:
+    if name == "wdcnn":
+        out, clf = shared_bundle
+    else:
+        clf = _classifier(name)
+        out = tmp_path / name
+        export_bundle(
+            clf, _card(clf), out, real_windows=real_windows, real_windows_source="105/97.mat"
+        )
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [CARD_FILE, ONNX_FILE, PARITY_FILE, PT2_FILE]
+    )
+
+    parity = json.loads((out / PARITY_FILE).read_text())
+    assert parity["passed"] and parity["rtol"] == 1e-4
+    inputs = {c["inputs"] for c in parity["checks"]}
+    assert {"random batch 1", "random batch 7"} <= inputs
+    assert any(i.startswith("real windows") for i in inputs)
+    assert {c["runtime"] for c in parity["checks"]} == {"onnxruntime", "torch.export (.pt2)"}
+    assert all(c["argmax_agreement"] == 1.0 for c in parity["checks"])
+
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["model"]["name"] == name and card["labels"] == LABELS
+    for f in (ONNX_FILE, PT2_FILE):
+        assert card["export"]["files"][f]["sha256"] == sha256_file(out / f)
+
+    # Independent of the parity report: both runtimes on raw windows of another batch size (13),
+    # normalisation inside the graph (a scaled and shifted input gives the same classes).
+    x = real_windows[:13]
+    with torch.no_grad():
+        ref = clf(torch.from_numpy(x)).numpy()
+    for runtime in ("onnx", "pt2"):
+        got = load_bundle(out, runtime).logits(x)
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+        shifted = load_bundle(out, runtime).logits(x * 7.0 + 0.5)
+        np.testing.assert_array_equal(shifted.argmax(1), ref.argmax(1))
+
+
+def test_onnx_file_is_single_with_dynamic_batch_and_card(shared_bundle) -> None:
+    import onnx
+
+    out, _ = shared_bundle
+    model = onnx.load(str(out / ONNX_FILE))
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 1, WINDOW]
+    out_dims = [
+        d.dim_param or d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim
+    ]
+    assert out_dims == ["batch", len(LABELS)]
+    props = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(props["model_card"])["labels"] == LABELS
+    assert not list(out.glob("*.data"))
+    with zipfile.ZipFile(out / PT2_FILE) as zf:
+        card_member = [n for n in zf.namelist() if n.endswith("extra/model_card.json")]
+        assert json.loads(zf.read(card_member[0]))["window_length"] == WINDOW
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path: Path) -> None:
+    clf = _classifier("wdcnn", n_classes=4)
+    target = tmp_path / "bundle"
+    # card says 10 labels, the network has 4 outputs
+    with pytest.raises(ExportError, match="4\\)|10 labels"):
+        export_bundle(clf, _card(_classifier("wdcnn")), target)
+    assert list(tmp_path.iterdir()) == []
+
+    class DataDependent(torch.nn.Module):  # torch.export cannot trace a data-dependent branch
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = _classifier("wdcnn")
+            self.network = self.inner.network
+
+        def forward(self, x):
+            y = self.inner(x)
+            if bool(x.sum() > 0):
+                return y * 2
+            return y
+
+    with pytest.raises(ExportError, match="torch.export failed"):
+        export_bundle(DataDependent().eval(), _card(_classifier("wdcnn")), target)
+    assert list(tmp_path.iterdir()) == [], "a failed export must not leave a folder or temp files"
+
+
+def test_existing_bundle_is_kept_unless_forced(shared_bundle, tmp_path: Path) -> None:
+    src, clf = shared_bundle
+    target = tmp_path / "b"
+    shutil.copytree(src, target)
+    before = sha256_file(target / ONNX_FILE)
+    with pytest.raises(ExportError, match="already exists"):
+        export_bundle(clf, _card(clf), target)
+    assert sha256_file(target / ONNX_FILE) == before
+    other = _classifier("wdcnn", seed=1)
+    export_bundle(other, _card(other), target, overwrite=True)
+    assert sha256_file(target / ONNX_FILE) != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no .old / .tmp folders left
+
+
+# ------------------------------------------------------------------------------ tampering
+
+
+def _copy(shared_bundle, tmp_path: Path) -> Path:
+    out = tmp_path / "copy"
+    shutil.copytree(shared_bundle[0], out)
+    return out
+
+
+def _edit_card(folder: Path, edit) -> None:
+    card = json.loads((folder / CARD_FILE).read_text())
+    edit(card)
+    (folder / CARD_FILE).write_text(json.dumps(card))
+
+
+def test_edited_labels_in_card_are_refused(shared_bundle, tmp_path: Path) -> None:
+    b = _copy(shared_bundle, tmp_path)
+    _edit_card(b, lambda c: c["labels"].reverse())
+    for runtime in ("onnx", "pt2"):
+        with pytest.raises(BundleError, match="disagree on \\['labels'\\]"):
+            load_bundle(b, runtime)
+
+
+def test_edited_window_length_is_refused(shared_bundle, tmp_path: Path) -> None:
+    b = _copy(shared_bundle, tmp_path)
+    _edit_card(b, lambda c: c.update(window_length=1024))
+    with pytest.raises(BundleError, match="window_length"):
+        load_bundle(b)
+
+
+def test_card_with_fewer_labels_than_model_outputs_is_refused(
+    shared_bundle, tmp_path: Path
+) -> None:
+    b = _copy(shared_bundle, tmp_path)
+    _edit_card(b, lambda c: (c["labels"].pop(), c["model"]["kwargs"].update(num_classes=9)))
+    with pytest.raises(BundleError, match="labels"):
+        load_bundle(b)
+
+
+def test_onnx_with_wrong_output_dim_is_refused_even_with_matching_hash_and_card(
+    shared_bundle, tmp_path: Path
+) -> None:
+    """An attacker swaps in a 4-class graph, copies the card into it and fixes the sha256."""
+    import onnx
+
+    b = _copy(shared_bundle, tmp_path)
+    small = _classifier("wdcnn", n_classes=4)
+    other = tmp_path / "four"
+    export_bundle(small, _card(small, LABELS[:4]), other)
+    model = onnx.load(str(other / ONNX_FILE))
+    original = onnx.load(str(b / ONNX_FILE))
+    del model.metadata_props[:]
+    model.metadata_props.extend(original.metadata_props)
+    onnx.save(model, str(b / ONNX_FILE))
+    _edit_card(
+        b, lambda c: c["export"]["files"][ONNX_FILE].update(sha256=sha256_file(b / ONNX_FILE))
+    )
+    with pytest.raises(
+        BundleError, match="output shape \\['batch', 4\\] but the card has 10 labels"
+    ):
+        load_bundle(b)
+
+
+def test_modified_model_file_fails_the_sha256_check(shared_bundle, tmp_path: Path) -> None:
+    b = _copy(shared_bundle, tmp_path)
+    with open(b / ONNX_FILE, "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(BundleError, match="sha256 .* does not match"):
+        load_bundle(b)
+
+
+def test_missing_or_broken_card_is_refused(shared_bundle, tmp_path: Path) -> None:
+    b = _copy(shared_bundle, tmp_path)
+    (b / CARD_FILE).write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(b)
+    os.remove(b / CARD_FILE)
+    with pytest.raises(BundleError, match="model_card.json is missing"):
+        load_bundle(b)
+    with pytest.raises(BundleError, match="no such bundle"):
+        load_bundle(tmp_path / "nowhere")
+
+
+class _Payload:
+    """Unpickling this creates a marker file: proof that something was unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_pt2_with_a_pickle_payload_is_refused_without_unpickling(
+    shared_bundle, tmp_path: Path
+) -> None:
+    """torch.export.load retries sample_inputs with weights_only=False; we never get that far."""
+    b = _copy(shared_bundle, tmp_path)
+    marker = tmp_path / "PWNED"
+    evil = tmp_path / "evil.pt2"
+    with zipfile.ZipFile(b / PT2_FILE) as src, zipfile.ZipFile(evil, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.endswith("data/sample_inputs/model.pt"):
+                data = pickle.dumps(_Payload(marker))
+            dst.writestr(item, data)
+    shutil.move(evil, b / PT2_FILE)
+    _edit_card(b, lambda c: c["export"]["files"][PT2_FILE].update(sha256=sha256_file(b / PT2_FILE)))
+    with pytest.raises(BundleError, match="sample_inputs would need a full unpickle"):
+        load_bundle(b, "pt2")
+    assert not marker.exists()
+    # the ONNX runtime path checks the .pt2 too (the bundle is one unit)
+    with pytest.raises(BundleError, match="unpickle"):
+        load_bundle(b, "onnx")
+    assert not marker.exists()
+
+
+def test_pt2_with_pickled_weights_is_refused(shared_bundle, tmp_path: Path) -> None:
+    b = _copy(shared_bundle, tmp_path)
+    fixed = tmp_path / "fixed.pt2"
+    with zipfile.ZipFile(b / PT2_FILE) as src, zipfile.ZipFile(fixed, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.endswith("model_weights_config.json"):
+                cfg = json.loads(data)
+                first = next(iter(cfg["config"]))
+                cfg["config"][first]["use_pickle"] = True
+                data = json.dumps(cfg).encode()
+            dst.writestr(item, data)
+    shutil.move(fixed, b / PT2_FILE)
+    _edit_card(b, lambda c: c["export"]["files"][PT2_FILE].update(sha256=sha256_file(b / PT2_FILE)))
+    with pytest.raises(BundleError, match="as pickles"):
+        load_bundle(b, "pt2")
