@@ -53,7 +53,7 @@ study: $(STAMP) ## the full noise-robustness study (9 models x 3 noises x 11 SNR
 	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_clean_train $(ARGS)
 	$(VENV)/bin/fd-report --experiment study_cwru10 --out docs/results/full
 
-study-reduced: $(STAMP) ## the CPU-sized study (3 models x 3 noises x 4 SNRs, 12 epochs, both protocols; ~30 min)
+study-reduced: $(STAMP) ## the CPU-sized study (3 models x 3 noises x 4 SNRs, 12 epochs, both protocols; ~15 min)
 	$(VENV)/bin/fd-data download --setup cwru10
 	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_reduced $(ARGS)
 	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_reduced_clean_train $(ARGS)
