@@ -9,7 +9,7 @@ EXTRAS ?= dev,export,mat73,sweeps
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all data train sweep sweep-smoke study study-reduced report ui lint format typecheck clean
+.PHONY: help install test test-slow test-all data train sweep sweep-smoke study study-reduced report bench ui lint format typecheck clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ study-reduced: $(STAMP) ## the CPU-sized study (3 models x 3 noises x 4 SNRs, 12
 
 report: $(STAMP) ## report of the latest sweep (ARGS='--experiment NAME' for another)
 	$(VENV)/bin/fd-report $(if $(ARGS),$(ARGS),--sweep latest)
+
+bench: $(STAMP) ## benchmark suite -> outputs/bench/ and docs/benchmarks.md (ARGS='--quick', '--device cuda')
+	$(PY) scripts/bench.py --wait-load 1.5 --update-docs docs/benchmarks.md $(ARGS)
 
 UI_PORT ?= 5000
 ui: $(STAMP) ## MLflow dashboard on http://127.0.0.1:$(UI_PORT) over the project's store

@@ -53,6 +53,11 @@ class TrainerConfig:
     early_stopping_patience: Optional[int] = None  # epochs without val/acc improvement
     resume: bool = True  # continue from <output_dir>/checkpoints/last.pt when it exists
     deterministic: bool = True
+    # The fast path (fault_diag.training.fast): whole-epoch inputs on the device, one fused step,
+    # torch.compile. Eager (false) is the reference; see docs/benchmarks.md for when it pays.
+    # compile_mode: auto | default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
+    compile: bool = False
+    compile_mode: str = "auto"
 
 
 @dataclass

@@ -40,6 +40,7 @@ from fault_diag.models import get_model
 from fault_diag.noise import add_noise, noise_generator
 from fault_diag.preprocess import Classifier
 from fault_diag.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fault_diag.training.fast import TrainStep, epoch_inputs, resolve_compile_mode, run_epoch
 from fault_diag.training.metrics import confusion_matrix, macro_f1, per_class_table
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,11 @@ def config_fingerprint(cfg: DictConfig) -> str:
     trainer = dict(plain.get("trainer", {}))
     for volatile in ("progress", "resume", "num_threads", "device"):
         trainer.pop(volatile, None)
+    if not trainer.get("compile", False):
+        # The eager path's fingerprint is what it was before the fast path existed, so its
+        # checkpoints still resume; a compiled run only resumes as a compiled run.
+        trainer.pop("compile", None)
+        trainer.pop("compile_mode", None)
     keep["trainer"] = trainer
     if isinstance(keep.get("data"), dict):
         keep["data"] = {k: v for k, v in keep["data"].items() if k != "root"}
@@ -113,7 +119,8 @@ def build_classifier(cfg: DictConfig, num_classes: int, in_channels: int) -> Cla
     """The model named by ``cfg.model`` behind per-window standardisation."""
     params = OmegaConf.to_container(cfg.model.params, resolve=True) or {}
     assert isinstance(params, dict)
-    network = get_model(cfg.model.name, num_classes=num_classes, in_channels=in_channels, **params)
+    kwargs = {str(k): v for k, v in params.items()}
+    network = get_model(cfg.model.name, num_classes=num_classes, in_channels=in_channels, **kwargs)
     return Classifier(network)
 
 
@@ -190,29 +197,20 @@ def train(
             "trainer.amp=true is ignored on %s (bf16 autocast is used on CUDA only)", device
         )
 
-    torch.manual_seed(t.seed)  # weight initialisation
-    x_train_np, y_train_np = dataset.split("train")
-    x_val_np, y_val_np = dataset.split("val")
-    x_test_np, y_test_np = dataset.split("test")
-    for name, arr in (("train", x_train_np), ("val", x_val_np), ("test", x_test_np)):
-        if len(arr) == 0:
-            raise ValueError(
-                f"the {name} split of the dataset is empty; check data.split_fractions"
+    # .get: configs saved before the fast path existed have no compile keys.
+    use_compile, compile_mode = bool(t.get("compile", False)), str(t.get("compile_mode", "auto"))
+    if use_compile:  # refuse a bad compile_mode before any work
+        resolve_compile_mode(compile_mode, device, t.batch_size)
+        if device.type == "cpu":
+            log.info(
+                "trainer.compile=true on the CPU: compiling takes minutes, and for these models "
+                "the compiled step measured slower than eager (docs/benchmarks.md)"
             )
-    x_train = torch.from_numpy(x_train_np).to(device)
-    y_train = torch.from_numpy(y_train_np).to(device)
-    x_val_clean = torch.from_numpy(x_val_np).to(device)
-    y_val = torch.from_numpy(y_val_np).to(device)
-    x_test_clean = torch.from_numpy(x_test_np).to(device)
-    y_test = torch.from_numpy(y_test_np).to(device)
 
-    matched = nz.protocol == "matched" and nz.kind != "none"
-    train_kind = nz.kind if matched else "none"
-    train_snr = float(nz.snr_db) if matched and nz.snr_db is not None else None
-    x_val = _fixed_noisy(x_val_clean, train_kind, train_snr, nz.seed, "val")
-    if matched and not nz.redraw_each_epoch:
-        gen = noise_generator(t.seed, "train-fixed", device=device)
-        x_train = add_noise(x_train, train_snr, train_kind, generator=gen)  # type: ignore[arg-type]
+    torch.manual_seed(t.seed)  # weight initialisation
+    data = prepare_split_tensors(cfg, dataset, device)
+    x_train, y_train, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    matched, train_kind, train_snr = data.matched, data.train_kind, data.train_snr
 
     model = build_classifier(cfg, len(dataset.class_names), int(x_train.shape[1])).to(device)
     opt = _make_optimizer(cfg, model.parameters())
@@ -250,29 +248,56 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=t.epochs, initial=start_epoch, desc=f"{cfg.model.name}", unit="epoch")
+    # trainer.compile: the fast path (fault_diag.training.fast); otherwise the eager reference below.
+    fast_step = (
+        TrainStep(
+            model,
+            opt,
+            device=device,
+            amp=amp,
+            compile=True,
+            compile_mode=compile_mode,
+            batch_size=t.batch_size,
+        )
+        if use_compile
+        else None
+    )
     for epoch in epochs:
         if t.early_stopping_patience is not None and since_best >= t.early_stopping_patience:
             stopped_early = True
             break
         model.train()
-        order_gen = torch.Generator(device="cpu").manual_seed(t.seed * 100_003 + epoch)
-        order = torch.randperm(n_train, generator=order_gen).to(device)
+        order = epoch_order(t.seed, epoch, n_train, device)
         noise_gen = noise_generator(t.seed, "train", epoch, device=device) if matched else None
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        for start in range(0, n_train, t.batch_size):
-            idx = order[start : start + t.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            if matched and nz.redraw_each_epoch:
-                xb = add_noise(xb, train_snr, train_kind, generator=noise_gen)  # type: ignore[arg-type]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(xb)
-                loss = nn.functional.cross_entropy(logits.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.argmax(dim=1) == yb).sum()
+        if fast_step is not None:
+            redraw = matched and nz.redraw_each_epoch
+            x_epoch, y_epoch = epoch_inputs(
+                x_train,
+                y_train,
+                order,
+                t.batch_size,
+                train_kind if redraw else "none",
+                train_snr,
+                noise_gen,
+            )
+            loss_sum, correct = run_epoch(fast_step, x_epoch, y_epoch, t.batch_size)
+            del x_epoch, y_epoch
+        else:
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            for start in range(0, n_train, t.batch_size):
+                idx = order[start : start + t.batch_size]
+                xb, yb = x_train[idx], y_train[idx]
+                if matched and nz.redraw_each_epoch:
+                    xb = add_noise(xb, train_snr, train_kind, generator=noise_gen)  # type: ignore[arg-type]
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = model(xb)
+                    loss = nn.functional.cross_entropy(logits.float(), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.argmax(dim=1) == yb).sum()
         sched.step()
         val_loss, val_acc, _ = evaluate(model, x_val, y_val, t.eval_batch_size, amp)
         metrics = {
@@ -317,6 +342,99 @@ def train(
     if bar is not None:
         bar.close()
 
+    return finish_training(
+        cfg,
+        dataset,
+        model,
+        data,
+        best_state=best_state,
+        history=history,
+        best_epoch=best_epoch,
+        best_val_acc=best_val_acc,
+        stopped_early=stopped_early,
+        amp=amp,
+        t0=t0,
+    )
+
+
+def epoch_order(seed: int, epoch: int, n_train: int, device: torch.device) -> Tensor:
+    """The shuffling order of ``epoch``: a CPU generator seeded by ``(seed, epoch)``, moved to ``device``."""
+    order_gen = torch.Generator(device="cpu").manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n_train, generator=order_gen).to(device)
+
+
+@dataclass
+class SplitTensors:
+    """The three splits on the training device, with the validation noise of the training condition."""
+
+    x_train: Tensor  # raw; noised once when the training noise is fixed (no redraw)
+    y_train: Tensor
+    x_val: Tensor  # noised at the training condition (fixed by noise.seed)
+    y_val: Tensor
+    x_test_clean: Tensor
+    y_test: Tensor
+    matched: bool
+    train_kind: str
+    train_snr: float | None
+
+
+def prepare_split_tensors(
+    cfg: DictConfig,
+    dataset: WindowedDataset,
+    device: torch.device,
+    shared: dict[str, Tensor] | None = None,
+) -> SplitTensors:
+    """Move the splits to ``device`` and apply the fixed noises of ``cfg.noise``'s protocol.
+
+    Draws only from explicitly seeded generators, never from torch's global generator, so weight
+    initialisation (seeded just before) does not depend on it. ``shared``: a dict that keeps the
+    clean device tensors between calls (concurrent members share one copy; nothing mutates them).
+    """
+    t, nz = cfg.trainer, cfg.noise
+    raw = shared if shared is not None else {}
+    if not raw:
+        for name in ("train", "val", "test"):
+            x_np, y_np = dataset.split(name)
+            if len(x_np) == 0:
+                raise ValueError(
+                    f"the {name} split of the dataset is empty; check data.split_fractions"
+                )
+            raw[f"x_{name}"] = torch.from_numpy(x_np).to(device)
+            raw[f"y_{name}"] = torch.from_numpy(y_np).to(device)
+    x_train, y_train = raw["x_train"], raw["y_train"]
+    x_val_clean, y_val = raw["x_val"], raw["y_val"]
+    x_test_clean, y_test = raw["x_test"], raw["y_test"]
+
+    matched = nz.protocol == "matched" and nz.kind != "none"
+    train_kind = nz.kind if matched else "none"
+    train_snr = float(nz.snr_db) if matched and nz.snr_db is not None else None
+    x_val = _fixed_noisy(x_val_clean, train_kind, train_snr, nz.seed, "val")
+    if matched and not nz.redraw_each_epoch:
+        gen = noise_generator(t.seed, "train-fixed", device=device)
+        x_train = add_noise(x_train, train_snr, train_kind, generator=gen)  # type: ignore[arg-type]
+    return SplitTensors(
+        x_train, y_train, x_val, y_val, x_test_clean, y_test, matched, train_kind, train_snr
+    )
+
+
+def finish_training(
+    cfg: DictConfig,
+    dataset: WindowedDataset,
+    model: Classifier,
+    data: SplitTensors,
+    *,
+    best_state: dict[str, Tensor],
+    history: list[dict[str, float]],
+    best_epoch: int,
+    best_val_acc: float,
+    stopped_early: bool,
+    amp: bool,
+    t0: float,
+) -> TrainResult:
+    """Load the best-on-validation weights, test once (training condition + grid), build the result."""
+    t, nz = cfg.trainer, cfg.noise
+    train_kind, train_snr = data.train_kind, data.train_snr
+    x_test_clean, y_test = data.x_test_clean, data.y_test
     # The test split is touched once, with the weights chosen on validation.
     model.load_state_dict(best_state)
     x_test = _fixed_noisy(x_test_clean, train_kind, train_snr, nz.seed, "test")
@@ -329,7 +447,7 @@ def train(
             xg = _fixed_noisy(x_test_clean, kind, float(snr), nz.seed, "test")
             grid[(kind, float(snr))] = evaluate(model, xg, y_test, t.eval_batch_size, amp)[1]
     if nz.test_kinds:
-        test_metrics["test/acc@clean"] = evaluate(
+        test_metrics["test/acc/clean"] = evaluate(
             model, x_test_clean, y_test, t.eval_batch_size, amp
         )[1]
 

@@ -1,0 +1,370 @@
+"""The fast training path (fault_diag.training.fast) and concurrent sweep members (.concurrent).
+
+What a user relies on:
+- the fast path feeds the network exactly the windows and noise the eager loop feeds it;
+- ``trainer.compile=true`` reaches the eager path's accuracy (slow: compiles on the CPU);
+- members trained concurrently give the results of the same members trained one by one;
+- incompatible members are refused with the key that differs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from fault_diag.noise import add_noise, noise_generator
+from fault_diag.training.concurrent import (
+    ConcurrentError,
+    check_compatible,
+    compose_members,
+    default_group_size,
+    expand_sweep,
+    group_compatible,
+    main,
+    train_concurrent,
+)
+from fault_diag.training.fast import (
+    FastPathError,
+    TrainStep,
+    epoch_inputs,
+    resolve_compile_mode,
+    run_epoch,
+)
+from fault_diag.training.loop import (
+    build_classifier,
+    config_fingerprint,
+    epoch_order,
+    train,
+)
+
+# Small real-data runs, as tests/test_train.py's SMALL: 0 HP files, non-overlapping training windows.
+SMALL = [
+    "data.loads=[0]",
+    "data.train_hop=2048",
+    "trainer.progress=false",
+    "trainer.num_threads=1",
+    "tracking=none",
+    "noise.test_snr_grid_db=[-4,4]",
+    "noise.test_kinds=[gaussian,pink]",
+]
+
+
+def _cfg(*overrides: str):
+    return compose_members([*SMALL, *overrides], [])[0]
+
+
+@pytest.fixture(scope="module")
+def small_dataset(cwru_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    from fault_diag.data import build_dataset
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAULT_DIAG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        return build_dataset(OmegaConf.to_object(_cfg().data))
+
+
+# ------------------------------------------------------------------------------------------------
+# fast path: inputs and step, no compiler
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "pink", "laplacian"])
+def test_epoch_inputs_equal_the_eager_loops_per_batch_noise_bit_for_bit(kind: str) -> None:
+    gen_data = torch.Generator().manual_seed(7)
+    x = torch.randn(300, 1, 512, generator=gen_data) * 0.3
+    y = torch.arange(300) % 10
+    order = epoch_order(3, 5, 300, torch.device("cpu"))
+    batch = 64  # 300 = 4 x 64 + 44: the short last batch too
+    x_ep, y_ep = epoch_inputs(x, y, order, batch, kind, -3.0, noise_generator(3, "train", 5))
+    gen = noise_generator(3, "train", 5)
+    for start in range(0, 300, batch):
+        idx = order[start : start + batch]
+        expected = add_noise(x[idx], -3.0, kind, generator=gen)  # what loop.py's eager path does
+        assert torch.equal(x_ep[start : start + batch], expected), f"batch at {start} differs"
+        assert torch.equal(y_ep[start : start + batch], y[idx])
+
+
+def test_epoch_inputs_without_noise_is_the_shuffled_split() -> None:
+    x, y = torch.randn(10, 1, 64), torch.arange(10)
+    order = torch.randperm(10)
+    x_ep, y_ep = epoch_inputs(x, y, order, 4)
+    assert torch.equal(x_ep, x[order]) and torch.equal(y_ep, y[order])
+    with pytest.raises(FastPathError, match="needs an SNR"):
+        epoch_inputs(x, y, order, 4, "gaussian", None, noise_generator(0))
+
+
+def test_fast_step_without_compiler_trains_exactly_like_the_eager_loop() -> None:
+    """The fast path's plumbing (epoch inputs, fused step, device-side sums) changes no number."""
+    cfg = compose_members(["model=drsn_cw", "trainer.num_threads=1"], [])[0]
+    x = torch.randn(200, 1, 1024, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(200) % 10
+    order = epoch_order(0, 0, 200, torch.device("cpu"))
+
+    def fresh():
+        torch.manual_seed(0)
+        model = build_classifier(cfg, 10, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        return model, opt
+
+    # Eager reference: the loop body of fault_diag.training.loop.train.
+    model_a, opt_a = fresh()
+    gen = noise_generator(0, "train", 0)
+    loss_a, correct_a = torch.zeros(()), torch.zeros((), dtype=torch.long)
+    for start in range(0, 200, 64):
+        idx = order[start : start + 64]
+        xb = add_noise(x[idx], 0.0, "pink", generator=gen)
+        logits = model_a(xb)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y[idx])
+        opt_a.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_a.step()
+        loss_a += loss.detach() * len(idx)
+        correct_a += (logits.argmax(dim=1) == y[idx]).sum()
+
+    model_b, opt_b = fresh()
+    x_ep, y_ep = epoch_inputs(x, y, order, 64, "pink", 0.0, noise_generator(0, "train", 0))
+    step = TrainStep(model_b, opt_b, device=torch.device("cpu"), compile=False)
+    loss_b, correct_b = run_epoch(step, x_ep, y_ep, 64)
+
+    assert torch.equal(loss_a, loss_b) and torch.equal(correct_a, correct_b)
+    for (name, a), b in zip(
+        model_a.state_dict().items(), model_b.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_compile_mode_resolution_and_refusals() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
+    assert resolve_compile_mode("auto", cpu, 128) == "default"
+    assert resolve_compile_mode("auto", cuda, 128) == "reduce-overhead"  # CUDA graphs
+    assert resolve_compile_mode("auto", cuda, 4096) == "default"
+    assert resolve_compile_mode("max-autotune-no-cudagraphs", cpu, 128) == (
+        "max-autotune-no-cudagraphs"
+    )
+    with pytest.raises(FastPathError, match=r"trainer\.compile_mode='fast'"):
+        resolve_compile_mode("fast", cpu, 128)
+    with pytest.raises(FastPathError, match="CUDA graphs"):
+        resolve_compile_mode("reduce-overhead", cpu, 128)
+
+
+def test_train_refuses_a_bad_compile_mode_before_training(tmp_path: Path) -> None:
+    cfg = _cfg("trainer.compile=true", "trainer.compile_mode=turbo")
+    with pytest.raises(FastPathError, match="turbo"):
+        train(cfg, dataset=None, output_dir=tmp_path)  # type: ignore[arg-type]
+
+
+def test_eager_fingerprint_ignores_the_new_switches_but_compiled_runs_do_not() -> None:
+    """Checkpoints of eager runs written before the fast path existed still resume."""
+    cfg = _cfg()
+    cfg.paths.output_dir = "/tmp/x"
+    before = cfg.copy()
+    with open_dict(before.trainer):
+        del before.trainer["compile"]
+        del before.trainer["compile_mode"]
+    assert config_fingerprint(cfg) == config_fingerprint(before)
+    compiled = cfg.copy()
+    compiled.trainer.compile = True
+    assert config_fingerprint(compiled) != config_fingerprint(cfg)
+
+
+# ------------------------------------------------------------------------------------------------
+# concurrent members
+
+
+def test_members_that_differ_in_the_model_are_refused_and_grouped() -> None:
+    cfgs = compose_members(
+        ["trainer.epochs=1"], ["model=drsn_cw,resnet1d", "noise.snr_db=-2,2"]
+    )  # order: (drsn,-2) (drsn,2) (resnet,-2) (resnet,2)
+    with pytest.raises(ConcurrentError, match=r"member 2 .*model\.name='resnet1d'"):
+        check_compatible(cfgs)
+    assert group_compatible(cfgs) == [[0, 1], [2, 3]]
+    assert group_compatible(cfgs, max_members=1) == [[0], [1], [2], [3]]
+    lr = compose_members([], ["trainer.lr=0.1,0.01"])
+    with pytest.raises(ConcurrentError, match=r"trainer\.lr=0\.01"):
+        check_compatible(lr)
+    with pytest.raises(ConcurrentError, match="at least one"):
+        check_compatible([])
+    with pytest.raises(ConcurrentError, match="KEY=V1,V2"):
+        expand_sweep(["noise.snr_db"])
+
+
+def test_cpu_sweeps_stack_members_only_for_small_batches() -> None:
+    """On the CPU a stacked step of K x batch windows pays only up to ~128 windows (benchmarks)."""
+    paper, small = compose_members(["trainer.device=cpu"], ["trainer.batch_size=128,32"])
+    assert default_group_size(paper) == 1  # one member at a time at the paper's batch
+    assert default_group_size(small) == 4
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("model", ["resnet1d", "drsn_cw"])
+def test_concurrent_members_give_the_results_of_one_by_one_training(
+    model: str, small_dataset, tmp_path: Path
+) -> None:
+    """Three members (3 noise kinds at 3 SNRs, 2 seeds) stacked vs trained one at a time.
+
+    Float tolerance, not equality: vmap turns each member's convolution into one grouped
+    convolution and each Linear into a batched matmul, which round differently from the per-member
+    kernels (on the CPU a ResNet forward pass is bit-identical, FC layers and backward passes are
+    not). After 3 epochs at lr 0.1 the weights differ by at most ~3e-4 (the test allows 2e-3 times
+    the tensor's scale) and the losses by ~1e-5 relative; accuracies, best epochs, early stops and
+    the test grid are equal.
+    """
+    cfgs = compose_members(
+        [
+            *SMALL,
+            f"model={model}",
+            "trainer.epochs=3",
+            "trainer.early_stopping_patience=1",
+            "trainer.lr_milestones=[0.6]",
+        ],
+        ["noise=gaussian,pink,laplacian"],
+    )
+    for i, (cfg, snr_db) in enumerate(zip(cfgs, (-2.0, 4.0, 0.0), strict=True)):
+        cfg.noise.snr_db = snr_db
+        cfg.trainer.seed = i % 2
+        cfg.trainer.resume = False
+    seen: list[tuple[int, int]] = []
+    together = train_concurrent(
+        cfgs, small_dataset, on_epoch_end=lambda i, e, m: seen.append((i, e))
+    )
+    assert sorted({i for i, _ in seen}) == [0, 1, 2]
+    worst_weight_error = 0.0
+    for i, (cfg, res) in enumerate(zip(cfgs, together, strict=True)):
+        cfg.paths.output_dir = str(tmp_path / f"solo{i}")
+        alone = train(cfg, small_dataset, tmp_path / f"solo{i}")
+        assert len(res.history) == len(alone.history), f"member {i}: early stop differs"
+        for h_c, h_a in zip(res.history, alone.history, strict=True):
+            assert math.isclose(h_c["train/loss"], h_a["train/loss"], rel_tol=1e-3), (i, h_c, h_a)
+            assert h_c["val/acc"] == h_a["val/acc"] and h_c["lr"] == h_a["lr"]
+        assert res.best_epoch == alone.best_epoch and res.stopped_early == alone.stopped_early
+        assert res.test_metrics["test/acc"] == alone.test_metrics["test/acc"]
+        assert res.grid_accuracy == alone.grid_accuracy
+        assert res.protocol == alone.protocol
+        for name, w in alone.model.state_dict().items():
+            got = res.model.state_dict()[name]
+            if w.is_floating_point():  # weights and BatchNorm running statistics, per member
+                err = float((got - w).abs().max())
+                worst_weight_error = max(worst_weight_error, err)
+                assert err <= 2e-3 * (1.0 + float(w.abs().max())), (
+                    f"member {i}: {name} off by {err}"
+                )
+            else:
+                assert torch.equal(got, w), f"member {i}: {name}"
+    print(f"{model}: largest weight / running-statistic difference {worst_weight_error:.2e}")
+
+
+@pytest.mark.integration
+def test_concurrent_command_line_writes_each_members_artifacts(
+    cwru_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("FAULT_DIAG_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    rc = main(
+        [
+            *SMALL,
+            "trainer.epochs=1",
+            "--sweep",
+            "model=resnet1d,convnet1d",
+            "--sweep",
+            "noise.snr_db=-4,4",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    members = summary["members"]
+    assert [(m["model"], m["snr_db"]) for m in members] == [
+        ("resnet1d", -4.0),
+        ("resnet1d", 4.0),
+        ("convnet1d", -4.0),
+        ("convnet1d", 4.0),
+    ]
+    for m in members:
+        art = Path(m["artifacts"])
+        card = json.loads((art / "model_card.json").read_text())
+        assert card["model"]["name"] == m["model"] and card["training_snr_db"] == m["snr_db"]
+        assert 0.0 <= m["test/acc"] <= 1.0 and (art / "classifier_state.pt").exists()
+    assert "test acc" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------
+# the compiled path
+
+
+# Converges in 5 epochs on the CPU (~10 s eager): all loads, 40 % of each recording as test split
+# (about 800 non-overlapping test windows, so 0.5 points is ~4 windows), 10 dB. Across seeds 0-2 the
+# eager test accuracy spans 97.6-97.9 %: the compiled path's rounding perturbs far less than a seed.
+CONVERGING = [
+    "data.split_fractions=[0.5,0.1,0.4]",
+    "data.train_hop=1024",
+    "trainer.batch_size=32",
+    "trainer.epochs=5",
+    "trainer.lr_milestones=[0.6]",
+    "trainer.progress=false",
+    "trainer.num_threads=1",
+    "tracking=none",
+    "model=drsn_cw",
+    "noise=gaussian",
+    "noise.snr_db=10",
+    "noise.test_kinds=[gaussian]",
+    "noise.test_snr_grid_db=[4,10]",
+]
+
+
+@pytest.fixture(scope="module")
+def converging_dataset(cwru_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    from fault_diag.data import build_dataset
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAULT_DIAG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        cfg = compose_members(CONVERGING, [])[0]
+        return build_dataset(OmegaConf.to_object(cfg.data))
+
+
+def _run(dataset, folder: Path, *overrides: str):
+    cfg = compose_members([*CONVERGING, *overrides], [])[0]
+    cfg.paths.output_dir = str(folder)
+    cfg.trainer.resume = False
+    return train(cfg, dataset, folder)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_compiled_fast_path_reaches_the_eager_accuracy(converging_dataset, tmp_path: Path) -> None:
+    """trainer.compile=true vs eager, same seed, on the CPU: test accuracy within 0.5 points.
+
+    Slow (minutes): inductor compiles the step's forward and backward for the full batch and for
+    the epoch's short last batch. The compiled kernels sum in another order (vectorised float32
+    reductions), so the runs are not bit-identical; they converge to the same accuracy."""
+    eager = _run(converging_dataset, tmp_path / "eager")
+    fast = _run(converging_dataset, tmp_path / "fast", "trainer.compile=true")
+    assert eager.test_metrics["test/acc"] > 0.9, "the reference run did not converge"
+    assert abs(fast.test_metrics["test/acc"] - eager.test_metrics["test/acc"]) <= 0.005
+    for key, acc in eager.grid_accuracy.items():
+        assert abs(fast.grid_accuracy[key] - acc) <= 0.02, key
+
+
+@pytest.mark.gpu
+@pytest.mark.integration
+def test_compiled_cuda_graphs_and_bf16_on_gpu_reach_the_eager_accuracy(
+    converging_dataset, tmp_path: Path
+) -> None:
+    """The GPU fast path (auto = CUDA graphs at batch 32, bf16 autocast) vs eager fp32 on the GPU.
+
+    bf16 rounds far more than float32 reordering: 1 point allowed."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    eager = _run(converging_dataset, tmp_path / "eager", "trainer.device=cuda")
+    fast = _run(
+        converging_dataset,
+        tmp_path / "fast",
+        "trainer.device=cuda",
+        "trainer.compile=true",
+        "trainer.amp=true",
+    )
+    assert eager.test_metrics["test/acc"] > 0.9
+    assert abs(fast.test_metrics["test/acc"] - eager.test_metrics["test/acc"]) <= 0.01
