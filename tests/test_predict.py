@@ -7,7 +7,6 @@ tests/test_serve.py through the session's base temp folder.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import project_env as _env
 
 from fault_diag.data.readers import VariableFallbackWarning
 from fault_diag.export import (
@@ -49,19 +49,6 @@ SMALL = [
     "noise.test_kinds=[gaussian]",
     "tracking.experiment=unit",
 ]
-
-
-def _env(root: Path, cwru_dir: Path, cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.update(
-        FAULT_DIAG_ROOT=str(root),
-        FAULT_DIAG_DATA_DIR=str(cwru_dir),
-        FAULT_DIAG_CACHE_DIR=str(cache),
-        MPLBACKEND="Agg",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 def trained_bundle(base: Path, cwru_dir: Path) -> dict[str, str]:

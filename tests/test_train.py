@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import project_env as _env
 
 pytestmark = pytest.mark.integration
 
@@ -36,19 +37,6 @@ SMALL = [
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dataset-cache")
-
-
-def _env(root: Path, cwru_dir: Path, cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.update(
-        FAULT_DIAG_ROOT=str(root),
-        FAULT_DIAG_DATA_DIR=str(cwru_dir),
-        FAULT_DIAG_CACHE_DIR=str(cache),
-        MPLBACKEND="Agg",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 def _fd_train(
