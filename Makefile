@@ -9,7 +9,7 @@ EXTRAS ?= dev,export,mat73,sweeps
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all data train sweep sweep-smoke study study-reduced report bench ui lint format typecheck clean
+.PHONY: help install test test-slow test-all data train sweep sweep-smoke study study-cpu study-reduced report bench ui lint format typecheck clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ study: $(STAMP) ## the full noise-robustness study (9 models x 3 noises x 11 SNR
 	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_matched $(ARGS)
 	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_clean_train $(ARGS)
 	$(VENV)/bin/fd-report --experiment study_cwru10 --out docs/results/full
+
+study-cpu: $(STAMP) ## every model x 3 seeds on a CPU (matched at -8 dB + clean-train grid, 12 epochs; ~1 h on 2 cores)
+	$(VENV)/bin/fd-data download --setup cwru10
+	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_cpu $(ARGS)
+	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_cpu_clean_train $(ARGS)
+	$(VENV)/bin/fd-report --experiment study_cwru10_cpu --out docs/results/cpu
 
 study-reduced: $(STAMP) ## the CPU-sized study (3 models x 3 noises x 4 SNRs, 12 epochs, both protocols; ~15 min)
 	$(VENV)/bin/fd-data download --setup cwru10
