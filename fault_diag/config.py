@@ -46,7 +46,7 @@ class TrainerConfig:
     lr_milestones: list[float] = field(default_factory=lambda: [0.4, 0.8])  # fractions of epochs
     lr_gamma: float = 0.1
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False  # bf16 autocast on CUDA; ignored (with a warning) on CPU
+    amp: bool = False  # bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX)
     seed: int = 0
     num_threads: Optional[int] = None  # torch intra-op threads; None = min(cores, 2 per job)
     progress: bool = True

@@ -13,6 +13,7 @@ Parts (``--only`` selects, comma-separated; default all):
   ``loss.item()`` per batch;
   ``eager``      the project's eager path (loop.py: data and noise on the device, per batch);
   ``fast``       the fast path without the compiler (whole-epoch inputs, fused step);
+  ``fast_bf16``  the fast path with bf16 autocast (``trainer.amp=true``), on a CPU with native bf16;
   ``compiled``   the fast path with torch.compile (``trainer.compile=true``);
   ``concurrent`` K sweep members stacked with vmap (fault_diag.training.concurrent), all samples;
   each as a ratio to ``reference`` (same network, batch, data, noise kind and SNR).
@@ -461,6 +462,7 @@ def time_variants(
 def part_train(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Samples/s of every model and batch size, per training path, and ratios to the reference."""
     from fault_diag.models import list_models
+    from fault_diag.training.fast import bf16_supported
 
     models = list_models() if args.models == "all" else args.models.split(",")
     compile_models = (
@@ -486,6 +488,8 @@ def part_train(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
                 "eager": ProjectEager(name, x, y, batch, device),
                 "fast": ProjectFast(name, x, y, batch, device),
             }
+            if not on_gpu and bf16_supported(device):
+                variants["fast_bf16"] = ProjectFast(name, x, y, batch, device, amp=True)
             if name in compile_models:
                 variants["compiled"] = ProjectFast(
                     name, x, y, batch, device, compile=True, amp=args.amp
@@ -523,6 +527,7 @@ def part_train(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
         "rounds": args.rounds,
         "concurrent_members": args.members,
         "amp": bool(args.amp and on_gpu),
+        "cpu_bf16_native": bool(not on_gpu and bf16_supported(device)),
         "rows": rows,
     }
 

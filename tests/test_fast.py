@@ -368,3 +368,38 @@ def test_compiled_cuda_graphs_and_bf16_on_gpu_reach_the_eager_accuracy(
     )
     assert eager.test_metrics["test/acc"] > 0.9
     assert abs(fast.test_metrics["test/acc"] - eager.test_metrics["test/acc"]) <= 0.01
+
+
+@pytest.mark.integration
+def test_bf16_autocast_on_the_cpu_reaches_the_float32_accuracy(
+    converging_dataset, tmp_path: Path
+) -> None:
+    """trainer.amp=true on a CPU with native bf16 vs float32, same seed: within 1 point.
+
+    bf16 keeps 8 bits of mantissa, so the runs part ways after the first steps; what must hold is
+    the accuracy they converge to (1 point = ~8 of ~800 test windows)."""
+    from fault_diag.training.fast import bf16_supported
+
+    if not bf16_supported(torch.device("cpu")):
+        pytest.skip("this CPU has no native bf16 (AVX512-BF16/AMX): trainer.amp is ignored here")
+    fp32 = _run(converging_dataset, tmp_path / "fp32")
+    bf16 = _run(converging_dataset, tmp_path / "bf16", "trainer.amp=true")
+    assert fp32.test_metrics["test/acc"] > 0.9, "the reference run did not converge"
+    print(
+        f"test acc fp32 {fp32.test_metrics['test/acc']:.4f} bf16 {bf16.test_metrics['test/acc']:.4f}"
+    )
+    assert bf16.history != fp32.history, "trainer.amp=true changed nothing: autocast not applied"
+    assert abs(bf16.test_metrics["test/acc"] - fp32.test_metrics["test/acc"]) <= 0.01
+
+
+def test_amp_is_refused_with_a_warning_where_bf16_is_not_native(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fault_diag.training import fast
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with caplog.at_level("WARNING"):
+        assert fast.resolve_amp(True, torch.device("cpu")) is False
+    assert "trainer.amp=true is ignored on cpu" in caplog.text
+    assert fast.resolve_amp(False, torch.device("cpu")) is False
+    assert fast.resolve_amp(True, torch.device("cuda")) is True

@@ -251,3 +251,52 @@ def test_no_relu_after_the_addition(name: str) -> None:
         for unit in stage:
             h = unit(h)
             assert (h < 0).any(), "unit output has no negative value: activation after the add?"
+
+
+@pytest.mark.parametrize("tau_channels", [6, 1], ids=["channel-wise", "channel-shared"])
+def test_training_soft_threshold_matches_the_formula_and_its_autograd(tau_channels: int) -> None:
+    """The hand-written backward of the training-time soft threshold gives the formula's values and
+    the gradients autograd derives from ``sign(r) * relu(|r| - tau)`` (bit for bit for ``r``)."""
+    from fault_diag.models.blocks import soft_threshold
+
+    torch.manual_seed(0)
+    r = torch.randn(4, 6, 50, requires_grad=True)
+    tau = (0.8 * torch.rand(4, tau_channels, 1)).requires_grad_()
+    y = soft_threshold(r, tau)
+    g = torch.randn_like(y)
+    y.backward(g)
+
+    r_ref, tau_ref = r.detach().clone().requires_grad_(), tau.detach().clone().requires_grad_()
+    y_ref = torch.sign(r_ref) * F.relu(r_ref.abs() - tau_ref)
+    y_ref.backward(g)
+    assert torch.equal(y, y_ref)
+    assert torch.equal(r.grad, r_ref.grad)
+    torch.testing.assert_close(tau.grad, tau_ref.grad)
+    assert tau.grad.shape == tau.shape and (tau.grad != 0).any()
+    with torch.no_grad():  # inference / export take the plain formula
+        assert torch.equal(soft_threshold(r, tau), y_ref)
+
+
+def test_training_soft_threshold_under_vmap_and_bf16_autocast() -> None:
+    """Stacked sweep members (torch.func.vmap) and CPU bf16 autocast both run through it."""
+    from torch.func import vmap
+
+    from fault_diag.models.blocks import soft_threshold
+
+    r = torch.randn(3, 4, 6, 20, requires_grad=True)
+    tau = torch.rand(3, 4, 6, 1, requires_grad=True)
+    y = vmap(soft_threshold)(r, tau)
+    y.sum().backward()
+    assert r.grad is not None and tau.grad is not None and tau.grad.shape == tau.shape
+    for i in range(3):
+        torch.testing.assert_close(
+            y[i], torch.sign(r[i]) * F.relu(r[i].abs() - tau[i]), rtol=0, atol=0
+        )
+
+    rb = torch.randn(2, 6, 20).bfloat16().requires_grad_()
+    taub = torch.rand(2, 6, 1, requires_grad=True)  # the threshold branch's FCs give float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        yb = soft_threshold(rb, taub)
+    yb.float().sum().backward()
+    assert yb.dtype == torch.bfloat16 and rb.grad.dtype == torch.bfloat16
+    assert taub.grad.dtype == torch.float32

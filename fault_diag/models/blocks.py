@@ -36,15 +36,55 @@ def relu_factory(channels: int) -> nn.Module:
     return nn.ReLU()
 
 
+class _SoftThreshold(torch.autograd.Function):
+    """``y = r - clamp(r, -tau, tau)`` with a hand-written backward (the training-time form).
+
+    Autograd through ``sign(r) * relu(|r| - tau)`` runs about ten passes over the activation in
+    backward (the product rule for ``sign``, whose gradient is zero, the ReLU mask, the broadcast
+    sum for ``tau``, the ``abs`` chain). The gradients in closed form need four, from ``y`` alone:
+    ``s = sign(y)``; ``dL/dr = g * s^2`` (1 where ``|r| > tau``, else 0) and
+    ``dL/dtau = -sum_L(g * s)``. Forward values are bit-identical to the formula (for ``|r| > tau``
+    both compute ``r -/+ tau`` in one rounding); the gradients are too, except that the sum for a
+    channel-shared ``tau`` runs in another order.
+    """
+
+    generate_vmap_rule = True  # torch.func.vmap (stacked sweep members) derives the batched rule
+
+    @staticmethod
+    def forward(r: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        return r - r.clamp(-tau, tau)
+
+    @staticmethod
+    def setup_context(ctx: object, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        ctx.save_for_backward(output)  # type: ignore[attr-defined]
+        ctx.tau_shape = inputs[1].shape  # type: ignore[attr-defined]
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        s = torch.sign(y)
+        gs = grad * s
+        grad_tau = -gs.sum(dim=-1, keepdim=True)
+        tau_shape = ctx.tau_shape  # type: ignore[attr-defined]
+        if grad_tau.shape[-2] != tau_shape[-2]:  # channel-shared tau: (B, 1, 1)
+            grad_tau = grad_tau.sum(dim=-2, keepdim=True)
+        return gs * s, grad_tau
+
+
 def soft_threshold(
     x: torch.Tensor, tau: torch.Tensor, abs_x: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """``sign(x) * max(|x| - tau, 0)`` (``tau >= 0``, broadcast); pass ``abs_x`` if already computed.
+    """``sign(x) * max(|x| - tau, 0)`` (``tau >= 0``, broadcast over the length); ``abs_x`` optional.
 
     Exactly 0 where ``|x| <= tau``; the gradient w.r.t. ``tau`` is ``-sign(x)`` where ``|x| > tau``.
-    This form is about 8x faster in forward + backward on CPU than ``x - clamp(x, -tau, tau)``, whose
-    backward with tensor bounds is slow.
+    When gradients are recorded this runs :class:`_SoftThreshold` (same values, a backward with
+    fewer passes: ~5 % off a DRSN-CW training step on the CPU); otherwise (inference, export) the
+    plain formula, which every exporter understands.
     """
+    if torch.is_grad_enabled() and (x.requires_grad or tau.requires_grad):
+        if tau.dtype != x.dtype:  # bf16 autocast: the threshold branch's FCs give float32
+            tau = tau.to(x.dtype)
+        return _SoftThreshold.apply(x, tau)
     if abs_x is None:
         abs_x = x.abs()
     return torch.sign(x) * F.relu(abs_x - tau)

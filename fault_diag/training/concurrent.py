@@ -62,7 +62,12 @@ from torch import Tensor, nn
 
 from fault_diag.data import WindowedDataset
 from fault_diag.noise import noise_generator
-from fault_diag.training.fast import CUDA_GRAPH_MODES, epoch_inputs, resolve_compile_mode
+from fault_diag.training.fast import (
+    CUDA_GRAPH_MODES,
+    epoch_inputs,
+    resolve_amp,
+    resolve_compile_mode,
+)
 from fault_diag.training.loop import (
     SplitTensors,
     TrainResult,
@@ -182,7 +187,7 @@ class StackedStep:
 
         self.params, self.buffers, self.optimizer = params, buffers, optimizer
         self.device = device
-        self.amp = bool(amp) and device.type == "cuda"
+        self.amp = resolve_amp(amp, device)
 
         def one_member(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor) -> Tensor:
             return functional_call(base, (p, b), (x,))
@@ -256,7 +261,7 @@ def train_concurrent(
     configure_threads(t.num_threads)
     if t.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    amp = bool(t.amp) and device.type == "cuda"
+    amp = resolve_amp(bool(t.amp), device)
     use_compile = bool(t.get("compile", False))
     compile_mode = str(t.get("compile_mode", "auto"))
     if use_compile:

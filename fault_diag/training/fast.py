@@ -15,7 +15,8 @@ loop runs each epoch through this module instead:
 3. **torch.compile** of forward + loss (AOTAutograd compiles the backward with it). ``compile_mode``
    ``auto`` picks ``reduce-overhead`` (CUDA graphs) on CUDA for batches up to
    :data:`CUDA_GRAPH_MAX_BATCH` windows, where kernel launches dominate, and inductor's ``default``
-   elsewhere. bf16 autocast (``trainer.amp``) applies on CUDA only, inside the compiled region.
+   elsewhere. bf16 autocast (``trainer.amp``) applies inside the compiled region, on CUDA and on
+   CPUs with native bf16 (:func:`bf16_supported`).
 
 Evaluation (validation each epoch, the test grid at the end) stays eager on the same module: it is a
 few percent of the work and would otherwise compile a second (eval-mode) graph.
@@ -68,6 +69,37 @@ def resolve_compile_mode(mode: str, device: torch.device, batch_size: int) -> st
             f"(training on {device}); use compile_mode=auto or default"
         )
     return mode
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast has native kernels on ``device``.
+
+    CUDA: always (Ampere and later compute in bf16; older GPUs emulate it). CPU: only with native
+    bf16 instructions (AVX512-BF16 or AMX, as oneDNN reports them); elsewhere oneDNN emulates bf16
+    and autocast would be slower than float32.
+    """
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def resolve_amp(requested: bool, device: torch.device) -> bool:
+    """``trainer.amp`` as applied on ``device``: on where bf16 is native, else off with a warning."""
+    if not requested:
+        return False
+    if bf16_supported(device):
+        return True
+    log.warning(
+        "trainer.amp=true is ignored on %s: no native bf16 (needs CUDA, or a CPU with "
+        "AVX512-BF16/AMX); training in float32",
+        device,
+    )
+    return False
 
 
 @torch.no_grad()
@@ -146,7 +178,7 @@ class TrainStep:
         self.model = model
         self.optimizer = optimizer
         self.device = device
-        self.amp = bool(amp) and device.type == "cuda"
+        self.amp = resolve_amp(amp, device)
         self.mode: Optional[str] = None
         self._fn = self._forward_loss
         if compile:
@@ -196,6 +228,8 @@ __all__ = [
     "CUDA_GRAPH_MAX_BATCH",
     "FastPathError",
     "TrainStep",
+    "bf16_supported",
+    "resolve_amp",
     "epoch_inputs",
     "resolve_compile_mode",
     "run_epoch",

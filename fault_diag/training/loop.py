@@ -40,7 +40,13 @@ from fault_diag.models import get_model
 from fault_diag.noise import add_noise, noise_generator
 from fault_diag.preprocess import Classifier
 from fault_diag.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from fault_diag.training.fast import TrainStep, epoch_inputs, resolve_compile_mode, run_epoch
+from fault_diag.training.fast import (
+    TrainStep,
+    epoch_inputs,
+    resolve_amp,
+    resolve_compile_mode,
+    run_epoch,
+)
 from fault_diag.training.metrics import confusion_matrix, macro_f1, per_class_table
 
 log = logging.getLogger(__name__)
@@ -191,11 +197,7 @@ def train(
     configure_threads(t.num_threads)
     if t.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    amp = bool(t.amp) and device.type == "cuda"
-    if t.amp and not amp:
-        log.warning(
-            "trainer.amp=true is ignored on %s (bf16 autocast is used on CUDA only)", device
-        )
+    amp = resolve_amp(bool(t.amp), device)
 
     # .get: configs saved before the fast path existed have no compile keys.
     use_compile, compile_mode = bool(t.get("compile", False)), str(t.get("compile_mode", "auto"))
