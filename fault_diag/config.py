@@ -133,6 +133,9 @@ def validate_config(cfg: DictConfig | Config) -> None:
     validate_noise_config(cfg.noise)
     t = cfg.trainer
     _choice("trainer.optimizer", t.optimizer, ("sgd", "adam"))
+    from fault_diag.training.fast import COMPILE_MODES
+
+    _choice("trainer.compile_mode", t.compile_mode, COMPILE_MODES)
     if t.epochs < 1:
         raise ConfigError(f"trainer.epochs={t.epochs} must be >= 1")
     if t.batch_size < 1:

@@ -367,28 +367,26 @@ def pivot_markdown(summary: pd.DataFrame) -> str:
     if curves.empty:
         return "_no accuracy-vs-SNR points_"
     snrs = sorted(curves["test_snr_db"].unique())
-    header = ["protocol", "model", "test noise"] + [f"{s:g} dB" for s in snrs]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    # Clean-train runs also have a clean test accuracy: its own last column, not an SNR column.
     clean = summary[(summary["protocol"] == "clean_train") & (summary["row"] == "test")]
+    clean_cells = {
+        (r.protocol, r.model): _fmt_pct(r.acc_mean, r.acc_std, r.n_seeds)
+        for r in clean.itertuples(index=False)
+    }
+    header = ["protocol", "model", "test noise"] + [f"{s:g} dB" for s in snrs]
+    if clean_cells:
+        header.append("clean")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for (protocol, model, noise), group in curves.groupby(
         ["protocol", "model", "test_noise"], sort=True
     ):
         cells = {}
         for r in group.itertuples(index=False):
             cells[r.test_snr_db] = _fmt_pct(r.acc_mean, r.acc_std, r.n_seeds)
-        lines.append(
-            "| " + " | ".join([protocol, model, noise] + [cells.get(s, "") for s in snrs]) + " |"
-        )
-    for r in clean.itertuples(index=False):
-        lines.append(
-            "| "
-            + " | ".join(
-                [r.protocol, r.model, "none (clean)"]
-                + [_fmt_pct(r.acc_mean, r.acc_std, r.n_seeds)]
-                + [""] * (len(snrs) - 1)
-            )
-            + " |"
-        )
+        row = [protocol, model, noise] + [cells.get(s, "") for s in snrs]
+        if clean_cells:
+            row.append(clean_cells.get((protocol, model), ""))
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 

@@ -180,6 +180,51 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def create_sweep_parent(
+    cfg: DictConfig, *, sweep_id: str, sweep_dir: Path, overrides: list[str]
+) -> dict[str, str]:
+    """Create a sweep's parent run (tag ``fd.role=sweep``) and record it in ``sweep_dir``.
+
+    Returns the record (run id, experiment id, sweep id, tracking URI) that child runs pass to
+    :class:`MlflowRun` as ``parent``; it is also written to ``<sweep_dir>/mlflow_parent_run.json``.
+    """
+    uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
+    check_store_writable(uri)
+    client = get_client(uri)
+    exp_id = get_or_create_experiment(client, cfg.tracking.experiment)
+    run = client.create_run(
+        exp_id,
+        run_name=f"sweep-{sweep_id}",
+        tags={
+            "fd.role": "sweep",
+            "sweep_id": sweep_id,
+            "sweep_dir": str(sweep_dir),
+            "overrides": " ".join(overrides),
+            "git_commit": git_commit(),
+        },
+    )
+    record = {
+        "run_id": run.info.run_id,
+        "experiment_id": exp_id,
+        "sweep_id": sweep_id,
+        "tracking_uri": uri,
+    }
+    _write_json_atomic(sweep_dir / PARENT_RUN_FILE, record)
+    log.info("MLflow sweep parent run %s in %s", run.info.run_id, uri)
+    return record
+
+
+def finish_sweep_parent(record: dict[str, str]) -> None:
+    """Close a sweep's parent run: FAILED if any child run did not finish, else FINISHED."""
+    client = get_client(record["tracking_uri"])
+    children = client.search_runs(
+        [record["experiment_id"]],
+        filter_string=f"tags.mlflow.parentRunId = '{record['run_id']}'",
+    )
+    failed = [r for r in children if r.info.status != "FINISHED"]
+    client.set_terminated(record["run_id"], status="FAILED" if failed else "FINISHED")
+
+
 try:
     from hydra.experimental.callback import Callback as _HydraCallback
 except ImportError:  # pragma: no cover - hydra is a hard dependency
@@ -196,48 +241,20 @@ class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.tracking.backend != "mlflow":
             return
-        uri = resolve_tracking_uri(config.tracking.tracking_uri)
-        check_store_writable(uri)
-        client = get_client(uri)
-        exp_id = get_or_create_experiment(client, config.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_id = f"{sweep_dir.parent.name}_{sweep_dir.name}"
-        overrides = list(config.hydra.overrides.task)
-        run = client.create_run(
-            exp_id,
-            run_name=f"sweep-{sweep_id}",
-            tags={
-                "fd.role": "sweep",
-                "sweep_id": sweep_id,
-                "sweep_dir": str(sweep_dir),
-                "overrides": " ".join(overrides),
-                "git_commit": git_commit(),
-            },
+        create_sweep_parent(
+            config,
+            sweep_id=f"{sweep_dir.parent.name}_{sweep_dir.name}",
+            sweep_dir=sweep_dir,
+            overrides=list(config.hydra.overrides.task),
         )
-        _write_json_atomic(
-            sweep_dir / PARENT_RUN_FILE,
-            {
-                "run_id": run.info.run_id,
-                "experiment_id": exp_id,
-                "sweep_id": sweep_id,
-                "tracking_uri": uri,
-            },
-        )
-        log.info("MLflow sweep parent run %s in %s", run.info.run_id, uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if config.tracking.backend != "mlflow":
             return
         record = read_parent_run(Path(config.hydra.sweep.dir))
-        if record is None:
-            return
-        client = get_client(record["tracking_uri"])
-        children = client.search_runs(
-            [record["experiment_id"]],
-            filter_string=f"tags.mlflow.parentRunId = '{record['run_id']}'",
-        )
-        failed = [r for r in children if r.info.status != "FINISHED"]
-        client.set_terminated(record["run_id"], status="FAILED" if failed else "FINISHED")
+        if record is not None:
+            finish_sweep_parent(record)
 
 
 class NullRun:

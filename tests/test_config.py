@@ -77,6 +77,7 @@ def test_unknown_group_option_lists_the_choices() -> None:
         ("trainer.optimizer=rmsprop", "sgd"),
         ("trainer.device=tpu", "cuda"),
         ("trainer.epochs=0", "epochs"),
+        ("trainer.compile_mode=fastest", "reduce-overhead"),
     ],
 )
 def test_bad_values_fail_validation_listing_the_choices(override: str, needle: str) -> None:

@@ -151,7 +151,12 @@ def test_compile_mode_resolution_and_refusals() -> None:
 
 
 def test_train_refuses_a_bad_compile_mode_before_training(tmp_path: Path) -> None:
-    cfg = _cfg("trainer.compile=true", "trainer.compile_mode=turbo")
+    from fault_diag.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"trainer\.compile_mode='turbo' is not one of"):
+        _cfg("trainer.compile=true", "trainer.compile_mode=turbo")  # at compose time
+    cfg = _cfg("trainer.compile=true")
+    cfg.trainer.compile_mode = "turbo"  # a config built without validation: train() refuses it too
     with pytest.raises(FastPathError, match="turbo"):
         train(cfg, dataset=None, output_dir=tmp_path)  # type: ignore[arg-type]
 
@@ -289,6 +294,61 @@ def test_concurrent_command_line_writes_each_members_artifacts(
         assert card["model"]["name"] == m["model"] and card["training_snr_db"] == m["snr_db"]
         assert 0.0 <= m["test/acc"] <= 1.0 and (art / "classifier_state.pt").exists()
     assert "test acc" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_concurrent_sweep_is_tracked_in_mlflow_like_a_multirun(
+    cwru_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parent run and one child per member, with per-epoch history, test grid and artifacts."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("FAULT_DIAG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "out"
+    overrides = [o for o in SMALL if o != "tracking=none"]
+    rc = main(
+        [
+            *overrides,
+            "trainer.epochs=2",
+            "tracking=mlflow",
+            f"tracking.tracking_uri={uri}",
+            "tracking.experiment=concurrent_test",
+            "model=convnet1d",
+            "--sweep",
+            "noise.snr_db=-4,4",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("concurrent_test")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("fd.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("fd.role") != "sweep"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(float(r.data.tags["snr_db"]) for r in children) == [-4.0, 4.0]
+    summary = {
+        m["mlflow_run_id"]: m for m in json.loads((out / "summary.json").read_text())["members"]
+    }
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags["trained_concurrently"] == "true"
+        assert run.data.tags["model"] == "convnet1d" and run.data.tags["protocol"] == "matched"
+        history = client.get_metric_history(run.info.run_id, "val/acc")
+        assert [m.step for m in history] == [1, 2]
+        m = run.data.metrics
+        assert m["test/acc"] == pytest.approx(summary[run.info.run_id]["test/acc"])
+        assert {"test/acc/gaussian/-4dB", "test/acc/pink/4dB", "test/acc/clean"} <= set(m)
+        names = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"model_card.json", "confusion_matrix.png", "classifier_state.pt"} <= names
+        card = json.loads(
+            Path(summary[run.info.run_id]["artifacts"], "model_card.json").read_text()
+        )
+        assert card["mlflow_run_id"] == run.info.run_id
 
 
 # ------------------------------------------------------------------------------------------------

@@ -487,6 +487,96 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
         raise
 
 
+class SweepTracking:
+    """MLflow for a concurrent sweep, as ``fd-train -m`` logs one: a parent run (``fd.role=sweep``)
+    and one child run per member, opened before training so the dashboard shows every member's
+    per-epoch metrics live, closed with the member's test metrics and artifacts.
+
+    With ``tracking.backend=none`` (or a differing tracking config) it does nothing. Members must
+    share ``tracking.*`` (one store and experiment per sweep).
+    """
+
+    def __init__(
+        self, cfgs: Sequence[DictConfig], dataset: WindowedDataset, out: Path, overrides: list[str]
+    ) -> None:
+        from fault_diag.training.run import run_tags
+
+        self.dataset = dataset
+        self.parent: Optional[dict[str, str]] = None
+        self.runs: list[Any] = []
+        if not cfgs or cfgs[0].tracking.backend != "mlflow":
+            return
+        trackings = {json.dumps(_plain(c)["tracking"], sort_keys=True, default=str) for c in cfgs}
+        if len(trackings) != 1:
+            raise ConcurrentError(
+                "all members must use the same tracking config (tracking.* differs)"
+            )
+        from fault_diag.tracking import MlflowRun, create_sweep_parent
+
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        self.parent = create_sweep_parent(
+            cfgs[0], sweep_id=f"concurrent_{stamp}", sweep_dir=out, overrides=overrides
+        )
+        try:
+            for cfg in cfgs:
+                tags = {**run_tags(cfg, dataset), "trained_concurrently": "true"}
+                self.runs.append(MlflowRun(cfg, tags=tags, parent=self.parent))
+        except BaseException:
+            self.fail()
+            raise
+        log.info(
+            "MLflow: sweep %s, %d member runs in %s",
+            self.parent["run_id"],
+            len(self.runs),
+            self.parent["tracking_uri"],
+        )
+
+    def run_id(self, member: int) -> Optional[str]:
+        """The MLflow run id of ``member`` (None without tracking)."""
+        return self.runs[member].run_id if self.runs else None
+
+    def log_epoch(self, member: int, epoch: int, metrics: dict[str, float]) -> None:
+        """Per-epoch metrics of one member (``step=epoch``)."""
+        if self.runs:
+            self.runs[member].log_epoch(epoch, metrics)
+
+    def log_final(
+        self,
+        member: int,
+        cfg: DictConfig,
+        result: TrainResult,
+        card: dict[str, Any],
+        files: list[Path],
+    ) -> None:
+        """Test metrics, artifacts (and model, if ``tracking.log_model``) of one member; closes it."""
+        if self.runs:
+            from fault_diag.training.run import log_final
+
+            log_final(self.runs[member], cfg, self.dataset, result, card, files)
+
+    def fail(self) -> None:
+        """Mark every member run that is still open, and the parent, FAILED."""
+        for run in self.runs:
+            try:
+                if run.client.get_run(run.run_id).info.status == "RUNNING":
+                    run.fail()
+            except Exception:  # noqa: BLE001 - closing as much as possible on the way out
+                log.exception("could not mark MLflow run %s failed", run.run_id)
+        if self.parent is not None:
+            from fault_diag.tracking import get_client
+
+            get_client(self.parent["tracking_uri"]).set_terminated(
+                self.parent["run_id"], status="FAILED"
+            )
+
+    def finish(self) -> None:
+        """Close the parent run (FAILED if a member run did not finish)."""
+        if self.parent is not None:
+            from fault_diag.tracking import finish_sweep_parent
+
+            finish_sweep_parent(self.parent)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """CLI: compose the members, train them grouped and concurrently, write artifacts + summary."""
     ap = argparse.ArgumentParser(
@@ -524,29 +614,38 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise ConcurrentError("all members must use the same data config (data.* differs)")
     configure_threads(cfgs[0].trainer.num_threads)
     dataset = build_dataset(OmegaConf.to_object(cfgs[0].data))  # type: ignore[arg-type]
+    tracking = SweepTracking(cfgs, dataset, out, [*args.overrides, *args.sweep])
     t0 = time.perf_counter()
-    results = train_sweep(cfgs, dataset, max_members=args.max_members)
-    wall_s = time.perf_counter() - t0
-    summary = []
-    for i, (cfg, res, extra) in enumerate(zip(cfgs, results, member_overrides, strict=True)):
-        folder = Path(cfg.paths.output_dir) / "artifacts"
-        write_artifacts(
-            folder, cfg, res, model_card(cfg, dataset, res, None), [*args.overrides, *extra]
+    try:
+        results = train_sweep(
+            cfgs, dataset, max_members=args.max_members, on_epoch_end=tracking.log_epoch
         )
-        summary.append(
-            {
-                "member": i,
-                "overrides": extra,
-                "model": cfg.model.name,
-                "noise": cfg.noise.kind,
-                "snr_db": cfg.noise.snr_db,
-                "seed": int(cfg.trainer.seed),
-                "best_epoch": res.best_epoch,
-                "best_val_acc": res.best_val_acc,
-                **res.test_metrics,
-                "artifacts": str(folder),
-            }
-        )
+        wall_s = time.perf_counter() - t0
+        summary = []
+        for i, (cfg, res, extra) in enumerate(zip(cfgs, results, member_overrides, strict=True)):
+            folder = Path(cfg.paths.output_dir) / "artifacts"
+            card = model_card(cfg, dataset, res, tracking.run_id(i))
+            files = write_artifacts(folder, cfg, res, card, [*args.overrides, *extra])
+            tracking.log_final(i, cfg, res, card, files)
+            summary.append(
+                {
+                    "member": i,
+                    "overrides": extra,
+                    "model": cfg.model.name,
+                    "noise": cfg.noise.kind,
+                    "snr_db": cfg.noise.snr_db,
+                    "seed": int(cfg.trainer.seed),
+                    "best_epoch": res.best_epoch,
+                    "best_val_acc": res.best_val_acc,
+                    **res.test_metrics,
+                    "artifacts": str(folder),
+                    "mlflow_run_id": tracking.run_id(i),
+                }
+            )
+    except BaseException:
+        tracking.fail()
+        raise
+    tracking.finish()
     _write_json_atomic(out / "summary.json", {"wall_s": wall_s, "members": summary})
     for row in summary:
         print(
@@ -556,6 +655,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(
         f"{len(cfgs)} members in {wall_s:.1f} s; summary: {out / 'summary.json'}", file=sys.stderr
     )
+    if tracking.parent is not None:
+        print(
+            f"MLflow sweep run {tracking.parent['run_id']} (experiment "
+            f"{cfgs[0].tracking.experiment!r}) in {tracking.parent['tracking_uri']}",
+            file=sys.stderr,
+        )
     return 0
 
 

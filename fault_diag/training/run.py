@@ -131,7 +131,8 @@ def write_artifacts(
     return files
 
 
-def _run_tags(cfg: DictConfig, dataset: WindowedDataset) -> dict[str, str]:
+def run_tags(cfg: DictConfig, dataset: WindowedDataset) -> dict[str, str]:
+    """The tags of a training run (model, noise, snr_db, protocol, split, data_setup, seed, commit)."""
     from fault_diag.tracking import git_commit
 
     tags = {
@@ -162,6 +163,36 @@ def _hydra_context() -> tuple[list[str], Path | None, int | None]:
         return overrides, None, None
     n_jobs = OmegaConf.select(hc.launcher, "n_jobs", default=None)
     return overrides, Path(hc.sweep.dir), n_jobs
+
+
+def log_final(
+    tracker: Any,
+    cfg: DictConfig,
+    dataset: WindowedDataset,
+    result: TrainResult,
+    card: dict[str, Any],
+    files: list[Path],
+) -> None:
+    """Log a finished training to its MLflow run and close it: test metrics (the grid as
+    ``test/acc/<kind>/<snr>dB``), thresholds, the artifact ``files``, the model if
+    ``tracking.log_model``."""
+    # MLflow forbids '@' in metric names: test/acc@clean is logged as test/acc/clean.
+    metrics = {k.replace("@", "/"): v for k, v in result.test_metrics.items()}
+    metrics["best_val_acc"] = result.best_val_acc
+    metrics["best_epoch"] = result.best_epoch
+    metrics["train_seconds"] = result.seconds
+    for (kind, snr), acc in result.grid_accuracy.items():
+        metrics[grid_metric_name(kind, snr)] = acc
+    if result.thresholds:
+        for unit, value in result.thresholds.items():
+            metrics[f"threshold/{unit}"] = value
+    tracker.log_metrics(metrics)
+    for path in files:
+        tracker.log_file(path)
+    if cfg.tracking.log_model:
+        x_test, _ = dataset.split("test")
+        tracker.log_model(result.model, np.ascontiguousarray(x_test[:2]), card)
+    tracker.finish()
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -196,9 +227,7 @@ def run_job(cfg: DictConfig) -> float:
     if cfg.tracking.backend == "mlflow":
         previous = read_checkpoint_extra(output_dir).get("mlflow_run_id")
         parent = read_parent_run(sweep_dir) if sweep_dir is not None else None
-        tracker = MlflowRun(
-            cfg, tags=_run_tags(cfg, dataset), resume_run_id=previous, parent=parent
-        )
+        tracker = MlflowRun(cfg, tags=run_tags(cfg, dataset), resume_run_id=previous, parent=parent)
         log.info("MLflow run %s in %s", tracker.run_id, uri)
 
     try:
@@ -213,23 +242,7 @@ def run_job(cfg: DictConfig) -> float:
         artifact_dir = output_dir / "artifacts"
         files = write_artifacts(artifact_dir, cfg, result, card, overrides)
         if isinstance(tracker, MlflowRun):
-            # MLflow forbids '@' in metric names: test/acc@clean is logged as test/acc/clean.
-            metrics = {k.replace("@", "/"): v for k, v in result.test_metrics.items()}
-            metrics["best_val_acc"] = result.best_val_acc
-            metrics["best_epoch"] = result.best_epoch
-            metrics["train_seconds"] = result.seconds
-            for (kind, snr), acc in result.grid_accuracy.items():
-                metrics[grid_metric_name(kind, snr)] = acc
-            if result.thresholds:
-                for unit, value in result.thresholds.items():
-                    metrics[f"threshold/{unit}"] = value
-            tracker.log_metrics(metrics)
-            for path in files:
-                tracker.log_file(path)
-            if cfg.tracking.log_model:
-                x_test, _ = dataset.split("test")
-                tracker.log_model(result.model, np.ascontiguousarray(x_test[:2]), card)
-            tracker.finish()
+            log_final(tracker, cfg, dataset, result, card, files)
     except BaseException:
         tracker.fail()
         raise
@@ -272,4 +285,4 @@ def _print_summary(
     print("\n".join(lines), file=sys.stdout, flush=True)
 
 
-__all__ = ["grid_metric_name", "model_card", "run_job", "write_artifacts"]
+__all__ = ["grid_metric_name", "log_final", "model_card", "run_job", "run_tags", "write_artifacts"]
