@@ -957,17 +957,13 @@ def register_run_model(
         client.get_registered_model(name)
     except Exception:  # noqa: BLE001 - RESOURCE_DOES_NOT_EXIST
         client.create_registered_model(name, description="fault-diag classifier (fd-export)")
-    import mlflow
+    from fault_diag.tracking import tracking_uri_scope
 
     # The registry resolves "models:/m-..." sources through the global tracking URI: point it here.
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
+    with tracking_uri_scope(tracking_uri):
         mv = client.create_model_version(
             name, source=model.model_uri, run_id=run_id, model_id=model.model_id
         )
-    finally:
-        mlflow.set_tracking_uri(previous)
     if alias:
         client.set_registered_model_alias(name, alias, mv.version)
     return {

@@ -15,11 +15,13 @@ mlflow is imported lazily: ``tracking.backend=none`` never imports it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +63,31 @@ def resolve_tracking_uri(configured: str | None) -> str:
 def artifact_root() -> Path:
     """Folder under which new experiments keep their artifacts."""
     return project_root() / "mlartifacts"
+
+
+@contextlib.contextmanager
+def tracking_uri_scope(uri: str) -> Iterator[None]:
+    """Point mlflow's fluent API at ``uri`` for a block (``log_model`` and the model registry go
+    through it), then restore what was there before.
+
+    ``mlflow.set_tracking_uri`` sets a process-wide global *and* the ``MLFLOW_TRACKING_URI``
+    environment variable; left set, the store of one run would silently become the store of
+    everything the process does next (another run, a report, a test).
+    """
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    previous_global = getattr(tracking_utils, "_tracking_uri", None)
+    previous_env = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri = previous_global
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
 def check_store_writable(uri: str) -> None:
@@ -339,8 +366,7 @@ class MlflowRun:
         import torch
 
         torch_req = f"torch=={torch.__version__.split('+')[0]}"
-        mlflow.set_tracking_uri(self.uri)
-        with mlflow.start_run(run_id=self.run_id):
+        with tracking_uri_scope(self.uri), mlflow.start_run(run_id=self.run_id):
             mlflow.pytorch.log_model(
                 model,
                 name="model",

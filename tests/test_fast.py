@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -349,6 +350,12 @@ def test_concurrent_sweep_is_tracked_in_mlflow_like_a_multirun(
             Path(summary[run.info.run_id]["artifacts"], "model_card.json").read_text()
         )
         assert card["mlflow_run_id"] == run.info.run_id
+    # logging the models pointed mlflow's global URI at the store for a moment, and only a moment:
+    # later code in this process (another run, a report, the next test) must not inherit it
+    import mlflow
+
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert mlflow.get_tracking_uri() != uri
 
 
 # ------------------------------------------------------------------------------------------------
