@@ -397,10 +397,15 @@ def _ordered_noises(values: Any) -> list[str]:
     )
 
 
-def plot_accuracy_vs_snr(table: pd.DataFrame, path: Path, title: str) -> dict[str, list[str]]:
-    """One panel per test noise type, one line per model (and protocol), mean ± std over seeds.
+PROTOCOL_ORDER = ["matched", "clean_train"]
 
-    Returns ``{noise type: [line labels]}`` (empty when there is nothing to plot).
+
+def plot_accuracy_vs_snr(table: pd.DataFrame, path: Path, title: str) -> dict[str, list[str]]:
+    """Accuracy vs test SNR: one row of panels per protocol, one panel per test noise type, one
+    line per model (one colour per model throughout), mean ± std over seeds as error bars.
+
+    Returns ``{noise type: [line labels, sorted]}`` (empty when there is nothing to plot); labels
+    carry the protocol when several are present.
     """
     import matplotlib
 
@@ -412,40 +417,83 @@ def plot_accuracy_vs_snr(table: pd.DataFrame, path: Path, title: str) -> dict[st
     if curves.empty:
         return panels
     noises = _ordered_noises(curves["test_noise"])
-    several_protocols = curves["protocol"].nunique() > 1
+    present = [str(p) for p in pd.unique(curves["protocol"])]
+    protocols = [p for p in PROTOCOL_ORDER if p in present] + sorted(
+        p for p in present if p not in PROTOCOL_ORDER
+    )
+    several_protocols = len(protocols) > 1
+    models = sorted(str(m) for m in pd.unique(curves["model"]))
+    # tab10 gives 10 distinct colours; beyond that tab20 (the registry has 9 models today).
+    cmap = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
+    colours = {m: cmap(i % cmap.N) for i, m in enumerate(models)}
     fig, axes = plt.subplots(
-        1,
+        len(protocols),
         len(noises),
-        figsize=(max(5.5, 4.2 * len(noises)), 3.8),
+        figsize=(max(5.5, 4.2 * len(noises)), 3.3 * len(protocols) + 0.9),
         dpi=90,
+        sharex=True,
         sharey=True,
         squeeze=False,
     )
-    for ax, noise in zip(axes[0], noises, strict=True):
-        sub = curves[curves["test_noise"] == noise]
-        for (model, protocol), group in sub.groupby(["model", "protocol"], sort=True):
-            stats = (
-                group.groupby("test_snr_db")["test_acc"].agg(["mean", "std", "count"]).sort_index()
+    handles: dict[str, Any] = {}
+    dodge_db = 0.25  # horizontal offset between models where a panel has only a few SNRs
+    for row, protocol in zip(axes, protocols, strict=True):
+        for ax, noise in zip(row, noises, strict=True):
+            sub = curves[(curves["test_noise"] == noise) & (curves["protocol"] == protocol)]
+            # A matched sweep often has 1-4 training SNRs: dodge the models so points stay legible.
+            dodge = sub["test_snr_db"].nunique() <= 4
+            for model, group in sub.groupby("model", sort=True):
+                stats = (
+                    group.groupby("test_snr_db")["test_acc"]
+                    .agg(["mean", "std", "count"])
+                    .sort_index()
+                )
+                x = stats.index.to_numpy(float)
+                if dodge:
+                    x = x + dodge_db * (models.index(str(model)) - (len(models) - 1) / 2)
+                mean = 100 * stats["mean"].to_numpy()
+                std = 100 * stats["std"].fillna(0.0).to_numpy()
+                n = int(group["seed"].nunique())
+                label = f"{model} ({protocol})" if several_protocols else str(model)
+                panels.setdefault(noise, []).append(f"{label}, n={n}")
+                bars = ax.errorbar(
+                    x,
+                    mean,
+                    yerr=std if n > 1 else None,
+                    color=colours[str(model)],
+                    marker="o",
+                    ms=3.5,
+                    lw=1.2,
+                    elinewidth=0.8,
+                    capsize=2,
+                    alpha=0.9,
+                )
+                handles.setdefault(str(model), bars)
+            name = protocol.replace("_", "-")
+            ax.set_title(
+                (f"{name}: {noise} noise" if several_protocols else f"{noise} noise")
+                + (" (models dodged)" if dodge else "")
             )
-            x = stats.index.to_numpy(float)
-            mean = 100 * stats["mean"].to_numpy()
-            std = 100 * stats["std"].fillna(0.0).to_numpy()
-            label = f"{model} ({protocol})" if several_protocols else model
-            n = int(group["seed"].nunique())
-            line = ax.plot(x, mean, marker="o", ms=3, label=f"{label}, n={n}")[0]
-            panels.setdefault(noise, []).append(f"{label}, n={n}")
-            if n > 1:
-                ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
-        ax.set_title(f"{noise} noise", fontsize=10)
-        ax.set_xlabel("test SNR (dB)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{title}: accuracy vs SNR (mean ± std over seeds)", fontsize=10)
-    fig.tight_layout()
+            ax.title.set_fontsize(10)
+            ax.set_xlabel("test SNR (dB)")
+            ax.set_ylim(-2, 102)
+            ax.grid(alpha=0.3)
+        row[0].set_ylabel("test accuracy (%)")
+    n_seeds = sorted({int(s) for s in curves["seed"].dropna().unique()})
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="lower center",
+        ncol=min(len(handles), 5),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(f"{title}: accuracy vs SNR (mean ± std over {len(n_seeds)} seed(s))", fontsize=10)
+    legend_rows = math.ceil(len(handles) / 5)
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * legend_rows, 1, 1))
     fig.savefig(path)
     plt.close(fig)
-    return panels
+    return {noise: sorted(panels[noise]) for noise in noises if noise in panels}
 
 
 def plot_thresholds_vs_snr(

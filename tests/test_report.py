@@ -169,7 +169,8 @@ def test_tidy_table_summary_and_files(store, tmp_path: Path) -> None:
     assert store["failed"] in md  # unfinished runs are named, not silently dropped
     assert "![accuracy_vs_snr.png](accuracy_vs_snr.png)" in md
 
-    # one panel per noise type, one line per model (and protocol, since both are present)
+    # a row of panels per protocol, one panel per noise type, one line per model (labels carry the
+    # protocol, since both are present)
     panels = result.figures["accuracy_vs_snr.png"]
     assert list(panels) == ["gaussian", "laplacian", "pink"]
     assert panels["gaussian"] == [
