@@ -16,6 +16,7 @@ mlflow is imported lazily: ``tracking.backend=none`` never imports it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -140,11 +141,15 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
         return exp.experiment_id
 
 
+@functools.cache
 def git_commit() -> str:
     """The commit of the code that runs (``-dirty`` when its tree has changes), or ``unknown``.
 
     Asked of the checkout that holds this package, not of ``project_root()``: the root may be moved
-    (``FAULT_DIAG_ROOT``) to keep stores and outputs elsewhere.
+    (``FAULT_DIAG_ROOT``) to keep stores and outputs elsewhere. Asked once per process and kept:
+    a process runs the code it imported, and the sweep launchers reuse worker processes across
+    jobs, so asking git again for each job would record commits made *after* the worker loaded its
+    code (``run_job`` asks at its start, right after the import).
     """
     root = Path(__file__).resolve().parents[1]
     try:

@@ -86,3 +86,18 @@ def test_bad_values_fail_validation_listing_the_choices(override: str, needle: s
         validate_config(cfg)
     assert needle in str(info.value)
     assert isinstance(info.value, (ConfigError, ValueError))
+
+
+def test_git_commit_is_asked_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sweep workers are reused across jobs: the commit recorded must be the one whose code the
+    process imported, not whatever HEAD is when a later job starts."""
+    import subprocess
+
+    from fault_diag import tracking
+
+    tracking.git_commit.cache_clear()
+    first = tracking.git_commit()
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a) or None)
+    assert tracking.git_commit() == first and calls == []
+    tracking.git_commit.cache_clear()

@@ -201,10 +201,12 @@ def run_job(cfg: DictConfig) -> float:
         MlflowRun,
         NullRun,
         check_store_writable,
+        git_commit,
         read_parent_run,
         resolve_tracking_uri,
     )
 
+    git_commit()  # fixed now, for this process: the code it imported (see git_commit)
     overrides, sweep_dir, n_jobs = _hydra_context()
     # Every check that can fail happens before the dataset is built or a run is opened.
     validate_config(cfg)
