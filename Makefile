@@ -53,7 +53,7 @@ study: $(STAMP) ## the full noise-robustness study (9 models x 3 noises x 11 SNR
 	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_clean_train $(ARGS)
 	$(VENV)/bin/fd-report --experiment study_cwru10 --out docs/results/full
 
-study-cpu: $(STAMP) ## every model x 3 seeds on a CPU (matched at -8 dB + clean-train grid, 12 epochs; ~1 h on 2 cores)
+study-cpu: $(STAMP) ## every model x 3 seeds on a CPU (matched at -8/-4 dB + clean-train grid, 12 epochs; ~85 min on 2 cores)
 	$(VENV)/bin/fd-data download --setup cwru10
 	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_cpu $(ARGS)
 	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_cpu_clean_train $(ARGS)
