@@ -437,6 +437,43 @@ def test_compiled_cuda_graphs_and_bf16_on_gpu_reach_the_eager_accuracy(
     assert abs(fast.test_metrics["test/acc"] - eager.test_metrics["test/acc"]) <= 0.01
 
 
+def test_fast_convolutions_train_like_nn_conv1d_and_are_given_back() -> None:
+    """The CPU fast path's convolutions: same outputs and (to rounding) gradients as nn.Conv1d, the
+    same state dict, plain nn.Conv1d in eval mode and after ``restore_convolutions``."""
+    from torch import nn
+
+    from fault_diag.models import get_model
+    from fault_diag.training.fast import (
+        FastConv1d,
+        restore_convolutions,
+        use_fast_convolutions,
+    )
+
+    torch.manual_seed(0)
+    ref = get_model("drsn_cw")
+    fast = get_model("drsn_cw")
+    fast.load_state_dict(ref.state_dict())
+    n_stride1 = sum(1 for m in ref.modules() if isinstance(m, nn.Conv1d) and m.stride == (1,))
+    assert use_fast_convolutions(fast) == n_stride1 > 0
+    assert fast.state_dict().keys() == ref.state_dict().keys()
+    x = torch.randn(8, 1, 2048)
+    y = torch.randint(0, 10, (8,))
+    losses = []
+    for model in (ref, fast):
+        model.train()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        losses.append(loss.detach())
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=0)  # forward: the same kernel
+    for (name, a), b in zip(ref.named_parameters(), fast.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5, msg=name)
+    restore_convolutions(fast)
+    assert not any(type(m) is FastConv1d for m in fast.modules())
+    assert sum(type(m) is nn.Conv1d for m in fast.modules()) == sum(
+        type(m) is nn.Conv1d for m in ref.modules()
+    )
+
+
 @pytest.mark.integration
 def test_bf16_autocast_on_the_cpu_reaches_the_float32_accuracy(
     converging_dataset, tmp_path: Path

@@ -343,6 +343,8 @@ def train(
             bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", val_acc=f"{val_acc:.3f}")
     if bar is not None:
         bar.close()
+    if fast_step is not None:
+        fast_step.close()
 
     return finish_training(
         cfg,
