@@ -345,8 +345,6 @@ def test_results_tables_script_pairs_runs_by_kind_snr_and_seed(tmp_path: Path, c
     """scripts/results_tables.py (the condensed tables of docs/results.md) on a tiny runs.csv."""
     import importlib.util
 
-    from fault_diag.paths import project_root
-
     rows = []
     for seed, (cw, res) in enumerate([(0.90, 0.88), (0.80, 0.84), (0.70, 0.70)]):
         for model, acc in (("drsn_cw", cw), ("resnet1d", res)):
@@ -363,7 +361,7 @@ def test_results_tables_script_pairs_runs_by_kind_snr_and_seed(tmp_path: Path, c
     csv = tmp_path / "runs.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     spec = importlib.util.spec_from_file_location(
-        "results_tables", project_root() / "scripts" / "results_tables.py"
+        "results_tables", Path(__file__).resolve().parents[1] / "scripts" / "results_tables.py"
     )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
