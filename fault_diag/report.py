@@ -319,7 +319,9 @@ def threshold_table(runs: list[Any]) -> pd.DataFrame:
 
 
 def curve_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows on an accuracy-vs-SNR curve: matched runs at their SNR, clean-train runs' grid points."""
+    """Rows on an accuracy-vs-SNR curve: matched runs at their SNR, clean-train runs' grid points.
+
+    Works on the tidy table and on the summary (both have ``protocol``, ``row``, ``test_snr_db``)."""
     matched = (
         (table["protocol"] != "clean_train")
         & (table["row"] == "test")
@@ -356,14 +358,7 @@ def _md_table(df: pd.DataFrame) -> str:
 
 def pivot_markdown(summary: pd.DataFrame) -> str:
     """Accuracy (%) mean ± std over seeds: rows model/protocol/test noise, columns test SNR."""
-    curves = summary[
-        (
-            (summary["protocol"] != "clean_train")
-            & (summary["row"] == "test")
-            & summary["test_snr_db"].notna()
-        )
-        | ((summary["protocol"] == "clean_train") & (summary["row"] == "grid"))
-    ]
+    curves = curve_rows(summary)
     if curves.empty:
         return "_no accuracy-vs-SNR points_"
     snrs = sorted(curves["test_snr_db"].unique())

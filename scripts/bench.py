@@ -526,7 +526,7 @@ def part_train(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
         "optimizer": "SGD momentum 0.9, weight decay 1e-4",
         "rounds": args.rounds,
         "concurrent_members": args.members,
-        "amp": bool(args.amp and on_gpu),
+        "amp": bool(args.amp and bf16_supported(device)),
         "cpu_bf16_native": bool(not on_gpu and bf16_supported(device)),
         "rows": rows,
     }
@@ -647,6 +647,7 @@ def part_sweep(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
 
     from fault_diag.data import build_dataset
     from fault_diag.training.concurrent import compose_members, default_group_size, train_sweep
+    from fault_diag.training.fast import bf16_supported
     from fault_diag.training.loop import train
 
     kinds = SWEEP_KINDS if args.sweep_full else SWEEP_KINDS[:1]
@@ -661,7 +662,7 @@ def part_sweep(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
     ]
     if args.sweep_compile:
         base.append("trainer.compile=true")
-    if args.amp and device.type == "cuda":
+    if args.amp and bf16_supported(device):
         base.append("trainer.amp=true")
     cfgs = compose_members(
         base,
@@ -709,7 +710,7 @@ def part_sweep(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
         "training_windows_per_epoch": int((dataset.meta["split"] == "train").sum()),
         "test_grid": "3 kinds x 11 SNRs per run (the default noise.test_kinds / test_snr_grid_db)",
         "compile": bool(args.sweep_compile),
-        "amp": bool(args.amp and device.type == "cuda"),
+        "amp": bool(args.amp and bf16_supported(device)),
         "modes": modes,
     }
 
@@ -1022,7 +1023,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--members", type=int, default=None, help="concurrent members (CPU 4, CUDA 11)")
     ap.add_argument(
-        "--amp", action="store_true", help="bf16 autocast in compiled paths and sweeps (CUDA)"
+        "--amp",
+        action="store_true",
+        help="bf16 autocast in the compiled paths and the sweep (CUDA, or a CPU with native bf16)",
     )
     ap.add_argument("--infer-models", default="drsn_cw,resnet1d")
     ap.add_argument("--sweep-epochs", type=int, default=1)
