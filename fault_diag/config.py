@@ -50,7 +50,10 @@ class TrainerConfig:
     seed: int = 0
     num_threads: Optional[int] = None  # torch intra-op threads; None = min(cores, 2 per job)
     progress: bool = True
-    early_stopping_patience: Optional[int] = None  # epochs without val/acc improvement
+    early_stopping_patience: Optional[int] = None  # epochs without a better selection score
+    # Which epoch's weights are tested: val_loss | val_acc | last (fault_diag.training.selection);
+    # val_loss because val/acc saturates at 1.000 before the learning rate is annealed on CWRU.
+    select: str = "val_loss"
     resume: bool = True  # continue from <output_dir>/checkpoints/last.pt when it exists
     deterministic: bool = True
     # The fast path (fault_diag.training.fast): whole-epoch inputs on the device, one fused step,
@@ -58,6 +61,15 @@ class TrainerConfig:
     # compile_mode: auto | default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
     compile: bool = False
     compile_mode: str = "auto"
+
+
+@dataclass
+class EvalConfig:
+    """How the trained model is scored on the test split (fault_diag.training.evaluation)."""
+
+    # AdaBN (Li et al. 2016): also score every test condition after re-estimating BatchNorm
+    # statistics on that condition's unlabelled test windows; logged apart as .../adabn.
+    adapt_bn: bool = True
 
 
 @dataclass
@@ -90,6 +102,7 @@ class Config:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
@@ -133,6 +146,9 @@ def validate_config(cfg: DictConfig | Config) -> None:
     validate_noise_config(cfg.noise)
     t = cfg.trainer
     _choice("trainer.optimizer", t.optimizer, ("sgd", "adam"))
+    from fault_diag.training.selection import SELECT_RULES
+
+    _choice("trainer.select", t.select, SELECT_RULES)
     from fault_diag.training.fast import COMPILE_MODES
 
     _choice("trainer.compile_mode", t.compile_mode, COMPILE_MODES)

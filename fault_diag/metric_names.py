@@ -90,6 +90,12 @@ def parse_metric_name(name: str) -> MetricKey | None:
     return MetricKey(m["metric"], "train", variant=variant)
 
 
+def recall_metric_name(class_name: str) -> str:
+    """``test/recall/<class>`` at the training condition; characters MLflow refuses (``@`` in
+    ``OR007@6``) become ``_``."""
+    return "test/recall/" + re.sub(r"[^A-Za-z0-9_\-. :/]", "_", class_name)
+
+
 #: Artifact with per-window scores of every evaluated condition (for window-level bootstrap).
 WINDOW_SCORES_ARTIFACT = "window_scores.npz"
 
@@ -103,4 +109,5 @@ __all__ = [
     "condition_suffix",
     "metric_name",
     "parse_metric_name",
+    "recall_metric_name",
 ]

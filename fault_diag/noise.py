@@ -84,6 +84,8 @@ __all__ = [
     "NoiseError",
     "add_noise",
     "add_noise_np",
+    "band_limit_noise",
+    "check_band",
     "condition_generator",
     "derive_seed",
     "eval_conditions",
@@ -110,7 +112,7 @@ _ZERO_POWER_RULES = ("keep", "raise")
 
 
 def _check_kind(kind: Any, *, allow_none: bool) -> str:
-    choices = CONFIG_KINDS if allow_none else NOISE_KINDS
+    choices = (*NOISE_KINDS, "none") if allow_none else NOISE_KINDS
     if not isinstance(kind, str) or kind not in choices:
         raise NoiseError(f"noise kind {kind!r} is not known; expected one of: {', '.join(choices)}")
     return kind
@@ -238,6 +240,7 @@ def make_noise(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     generator: Optional[torch.Generator] = None,
+    band: Optional[Sequence[float]] = None,
 ) -> Tensor:
     """Draw raw noise of unit expected power (mean square 1), independent across all but the last axis.
 
@@ -247,10 +250,12 @@ def make_noise(
         device: where to draw; defaults to the generator's device, else the CPU.
         dtype: a floating dtype; draws are made in float32 (float64 if asked) and cast.
         generator: a ``torch.Generator`` on ``device`` for reproducible draws.
+        band: ``(low, high)`` as fractions of the sampling rate (0 <= low < high <= 0.5): the draw
+            is band-limited to it (see :func:`band_limit_noise`); None: full band.
 
     Returns:
-        A tensor of ``shape``. Its mean square is 1 in expectation, not exactly:
-        :func:`add_noise` rescales each window exactly.
+        A tensor of ``shape``. Its mean square is 1 in expectation, not exactly (and below 1 when
+        band-limited): :func:`add_noise` rescales each window exactly.
 
     Raises:
         NoiseError: unknown kind, a generator on another device type, pink noise with windows
@@ -278,7 +283,43 @@ def make_noise(
         out = mag.copysign_(u)
     else:
         out = _pink(shape, device, work, generator)
+    if band is not None:
+        out = band_limit_noise(out, band)
     return out if out.dtype == dtype else out.to(dtype)
+
+
+def check_band(band: Sequence[float]) -> tuple[float, float]:
+    """``(low, high)`` as fractions of the sampling rate, checked: 0 <= low < high <= 0.5."""
+    try:
+        low, high = (float(b) for b in band)
+    except (TypeError, ValueError) as exc:
+        raise NoiseError(
+            f"band={band!r}: expected (low, high) as fractions of the sampling rate"
+        ) from exc
+    if not (math.isfinite(low) and math.isfinite(high) and 0.0 <= low < high <= 0.5):
+        raise NoiseError(
+            f"band={band!r}: expected 0 <= low < high <= 0.5 (fractions of the sampling rate)"
+        )
+    return low, high
+
+
+def band_limit_noise(noise: Tensor, band: Sequence[float]) -> Tensor:
+    """Keep only the rfft bins of each window (last axis) whose frequency lies in ``band``.
+
+    ``band`` is ``(low, high)`` in fractions of the sampling rate. A brick-wall mask in the
+    frequency domain: exact for stationary noise, zero phase, no transition band. The recordings
+    of a band-limited setup are filtered by a linear-phase FIR (``fault_diag.data``) whose
+    transition band is narrow, so noise and signal then occupy the same band and the SNR is the
+    in-band SNR. Filtering sums many samples, so band-limited Laplacian noise keeps its spectrum
+    but is closer to Gaussian in its tails than the full-band draw.
+    """
+    low, high = check_band(band)
+    length = noise.shape[-1]
+    freq = torch.fft.rfftfreq(length, device=noise.device)  # cycles per sample, 0..0.5
+    keep = (freq >= low) & (freq <= high)
+    spec = torch.fft.rfft(noise, dim=-1)
+    spec = spec * keep.to(spec.real.dtype)
+    return torch.fft.irfft(spec, n=length, dim=-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,6 +405,7 @@ def add_noise(
     *,
     generator: Optional[torch.Generator] = None,
     zero_power: str = "keep",
+    band: Optional[Sequence[float]] = None,
 ) -> Tensor:
     """Add noise of ``kind`` to raw windows so each window and channel has exactly ``snr_db``.
 
@@ -391,6 +433,9 @@ def add_noise(
             level for it would need an arbitrary reference, and aborting a sweep of thousands of
             windows over one of them helps nobody; ``P_noise = 0 / 10**(snr/10) = 0`` is also
             what the definition gives.
+        band: ``(low, high)`` in fractions of the sampling rate: the noise is confined to that
+            band (:func:`band_limit_noise`) before it is scaled, so the SNR holds for the
+            band-limited noise; None (default): full-band noise.
 
     Returns:
         A new tensor, same shape, dtype and device as ``x`` (never ``x`` itself).
@@ -419,7 +464,7 @@ def add_noise(
         return x.clone()
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     xs = x.to(work)
-    noise = make_noise(kind, x.shape, device=x.device, dtype=work, generator=generator)
+    noise = make_noise(kind, x.shape, device=x.device, dtype=work, generator=generator, band=band)
     scaled, _ = _scale(xs, noise, snr, zero_power)
     out = scaled.add_(xs)
     return out if out.dtype == x.dtype else out.to(x.dtype)
@@ -561,3 +606,113 @@ def condition_generator(
     if epoch is not None:
         parts += ["epoch", int(epoch)]
     return noise_generator(seed, *parts, device=device)
+
+
+# --------------------------------------------------------------------------------------------
+# training noise of a protocol
+
+
+class TrainingNoise:
+    """The noise a protocol puts on training windows, drawn batch by batch from one generator.
+
+    ``matched``: every window gets ``kind`` at ``snr_db``. ``mixed``: each window gets its own SNR,
+    uniform in dB on ``snr_range_db``, its own kind, drawn from ``kinds`` with ``weights``, and is
+    left clean with probability ``clean_fraction``. For a mixed batch the draws come from the
+    generator in a fixed order (clean mask, kinds, SNRs, then the noise of each kind for the
+    windows of that kind), so a batch's noise depends only on the generator state and the batch:
+    resuming at an epoch with that epoch's generator redraws it exactly.
+
+    Args:
+        kinds: noise kinds (one for matched).
+        snr_range_db: ``(low, high)``; ``low == high`` for a single SNR.
+        weights: relative frequency of each kind (None: equal).
+        clean_fraction: probability that a window gets no noise.
+        band: as in :func:`add_noise`.
+    """
+
+    def __init__(
+        self,
+        kinds: Sequence[str],
+        snr_range_db: tuple[float, float],
+        *,
+        weights: Optional[Sequence[float]] = None,
+        clean_fraction: float = 0.0,
+        band: Optional[Sequence[float]] = None,
+    ) -> None:
+        if not kinds:
+            raise NoiseError("TrainingNoise needs at least one noise kind")
+        self.kinds = [_check_kind(k, allow_none=False) for k in kinds]
+        low, high = float(snr_range_db[0]), float(snr_range_db[1])
+        if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+            raise NoiseError(
+                f"snr_range_db={snr_range_db!r}: expected finite (low, high), low <= high"
+            )
+        self.snr_range_db = (low, high)
+        w = [1.0] * len(self.kinds) if weights is None else [float(v) for v in weights]
+        if (
+            len(w) != len(self.kinds)
+            or any(v < 0 or not math.isfinite(v) for v in w)
+            or sum(w) <= 0
+        ):
+            raise NoiseError(f"weights={weights!r} do not fit the kinds {self.kinds}")
+        self.weights = [v / sum(w) for v in w]
+        if not 0.0 <= float(clean_fraction) <= 1.0:
+            raise NoiseError(f"clean_fraction={clean_fraction!r} must lie in [0, 1]")
+        self.clean_fraction = float(clean_fraction)
+        self.band = None if band is None else check_band(band)
+
+    @property
+    def is_single(self) -> bool:
+        """One kind at one SNR, nothing clean: the matched protocol (drawn exactly as before)."""
+        return (
+            len(self.kinds) == 1
+            and self.snr_range_db[0] == self.snr_range_db[1]
+            and self.clean_fraction == 0.0
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The distribution, for the run record and the model card."""
+        return {
+            "kinds": list(self.kinds),
+            "weights": [round(w, 6) for w in self.weights],
+            "snr_db_range": list(self.snr_range_db),
+            "clean_fraction": self.clean_fraction,
+            "band": None if self.band is None else list(self.band),
+        }
+
+    def draw_conditions(
+        self, n: int, generator: Optional[torch.Generator], device: torch.device
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-window ``(clean mask, kind index, SNR in dB)`` of ``n`` windows (mixed draws)."""
+        u_clean = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
+        clean = u_clean < self.clean_fraction
+        if len(self.kinds) == 1:
+            kind_idx = torch.zeros(n, dtype=torch.long, device=device)
+        else:
+            probs = torch.tensor(self.weights, dtype=torch.float64, device=device)
+            kind_idx = torch.multinomial(probs, n, replacement=True, generator=generator)
+        low, high = self.snr_range_db
+        u_snr = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
+        snr = low + (high - low) * u_snr
+        return clean, kind_idx, snr
+
+    @torch.no_grad()
+    def apply(self, x: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+        """A noisy copy of the batch ``x`` (windows on the first axis)."""
+        if self.is_single:
+            return add_noise(
+                x, self.snr_range_db[0], self.kinds[0], generator=generator, band=self.band
+            )
+        _check_generator(generator, x.device)
+        n = x.shape[0]
+        clean, kind_idx, snr = self.draw_conditions(n, generator, x.device)
+        out = x.clone()
+        for k, kind in enumerate(self.kinds):
+            sel = ((kind_idx == k) & ~clean).nonzero().flatten()
+            if sel.numel() == 0:
+                continue
+            out[sel] = add_noise(x[sel], snr[sel], kind, generator=generator, band=self.band)
+        return out
+
+
+__all__ += ["TrainingNoise"]

@@ -15,6 +15,12 @@ Two protocols (DESIGN.md section 3), always recorded with the result:
     ``test_kinds`` (WDCNN's protocol, Zhang et al., Sensors 2017). ``snr_db`` must be null (there is
     no training noise); ``kind`` names the protocol's noise kind (Gaussian for WDCNN) and must be one
     of ``test_kinds``.
+``mixed``
+    One model for every SNR: each training window gets its own SNR, uniform in dB on
+    ``train_snr_db_range``, its own kind from ``train_kinds`` (``train_kind_weights``, equal by
+    default), and is left clean with probability ``clean_fraction``; redrawn every epoch.
+    Validation is one fixed draw of the same distribution; the test is the clean set plus the grid.
+    ``kind`` is ``mixed`` and ``snr_db`` null.
 
 Validation and test noise is always fixed by ``seed`` (see :func:`fault_diag.noise.noise_generator`)
 so that every model in a comparison sees the same noisy test set.
@@ -30,10 +36,12 @@ from typing import Any, Optional
 
 #: Noise kinds that draw noise. ``"none"`` (no noise) is accepted wherever a kind is configured.
 NOISE_KINDS: tuple[str, ...] = ("gaussian", "pink", "laplacian")
-#: Every value ``NoiseConfig.kind`` may take.
-CONFIG_KINDS: tuple[str, ...] = (*NOISE_KINDS, "none")
+#: Every value ``NoiseConfig.kind`` may take (``mixed`` only with ``protocol=mixed``).
+CONFIG_KINDS: tuple[str, ...] = (*NOISE_KINDS, "none", "mixed")
 #: Every value ``NoiseConfig.protocol`` may take.
-PROTOCOLS: tuple[str, ...] = ("matched", "clean_train")
+PROTOCOLS: tuple[str, ...] = ("matched", "clean_train", "mixed")
+#: Every value ``NoiseConfig.band`` may take.
+NOISE_BANDS: tuple[str, ...] = ("data", "full")
 
 
 class NoiseError(ValueError):
@@ -68,6 +76,18 @@ class NoiseConfig:
         test_kinds: noise kinds evaluated on that grid.
         seed: seeds validation and test noise (and fixed training noise); kept the same across the
             models of a comparison.
+        test_draws: K, the number of independent noise draws each test window is evaluated under
+            (fixed by ``seed``, drawn on the CPU so every model and device sees the same test set);
+            metrics are over all K x windows. More draws tighten the estimate without new windows.
+        band: ``data``: when the data setup is band-limited (``data.band_hz``), noise is confined
+            to the same band, so the SNR is the in-band SNR and training sees what a deployed,
+            equally filtered sensor would; ``full``: broadband noise whatever the data band
+            (asks how a model copes with out-of-band noise it was never shown).
+        train_snr_db_range: mixed protocol: ``[low, high]`` in dB, per-window SNR uniform on it.
+        train_kinds: mixed protocol: the kinds training windows are drawn from (null: test_kinds).
+        train_kind_weights: mixed protocol: relative frequency of each of ``train_kinds``
+            (null: equal).
+        clean_fraction: mixed protocol: share of training windows left clean, in [0, 1].
     """
 
     kind: str = "gaussian"
@@ -77,6 +97,12 @@ class NoiseConfig:
     test_snr_grid_db: list[float] = field(default_factory=_default_grid)
     test_kinds: list[str] = field(default_factory=_default_test_kinds)
     seed: int = 1234
+    test_draws: int = 3
+    band: str = "data"
+    train_snr_db_range: Optional[list[float]] = None
+    train_kinds: Optional[list[str]] = None
+    train_kind_weights: Optional[list[float]] = None
+    clean_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +120,8 @@ class NoiseCondition:
     @property
     def tag(self) -> str:
         """A short name usable in metric keys, e.g. ``gaussian_m4db``, ``pink_10db``, ``clean``."""
+        if self.kind == "mixed":
+            return "mixed"
         if self.is_clean or self.snr_db is None:
             return "clean"
         value = f"{abs(self.snr_db):g}".replace(".", "p")
@@ -164,7 +192,19 @@ def validate_noise_config(cfg: Any) -> NoiseConfig:
 
     raw_snr = _get(cfg, "snr_db")
     snr_db: Optional[float]
-    if kind == "none":
+    if (kind == "mixed") != (protocol == "mixed"):
+        raise NoiseConfigError(
+            f"noise.kind={kind} with noise.protocol={protocol}: kind=mixed goes with protocol=mixed "
+            "(use conf/noise/mixed.yaml, i.e. `noise=mixed`)"
+        )
+    if protocol == "mixed":
+        if raw_snr is not None:
+            raise NoiseConfigError(
+                f"noise.snr_db={raw_snr!r} is set but noise.protocol=mixed draws each window's SNR "
+                "from noise.train_snr_db_range; set noise.snr_db=null"
+            )
+        snr_db = None
+    elif kind == "none":
         if raw_snr is not None:
             raise NoiseConfigError(
                 f"noise.snr_db={raw_snr!r} is set but noise.kind=none adds no noise; set noise.snr_db=null"
@@ -227,6 +267,17 @@ def validate_noise_config(cfg: Any) -> NoiseConfig:
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or int(seed) < 0:
         raise NoiseConfigError(f"noise.seed={seed!r} must be a non-negative integer")
 
+    draws = _get(cfg, "test_draws")
+    if not isinstance(draws, numbers.Integral) or isinstance(draws, bool) or int(draws) < 1:
+        raise NoiseConfigError(
+            f"noise.test_draws={draws!r} must be an integer >= 1 (noise draws per test window)"
+        )
+    band = _get(cfg, "band")
+    if band not in NOISE_BANDS:
+        raise NoiseConfigError(f"noise.band={band!r} is not one of: {', '.join(NOISE_BANDS)}")
+
+    mixed = _mixed_fields(cfg, protocol, test_kinds)
+
     return NoiseConfig(
         kind=str(kind),
         snr_db=snr_db,
@@ -235,12 +286,104 @@ def validate_noise_config(cfg: Any) -> NoiseConfig:
         test_snr_grid_db=grid,
         test_kinds=[str(k) for k in test_kinds],
         seed=int(seed),
+        test_draws=int(draws),
+        band=str(band),
+        **mixed,
     )
+
+
+def _mixed_fields(cfg: Any, protocol: str, test_kinds: list[str]) -> dict[str, Any]:
+    """Check the mixed-protocol keys (always their types; their presence when protocol=mixed)."""
+    raw_range = _get(cfg, "train_snr_db_range")
+    raw_kinds = _get(cfg, "train_kinds")
+    raw_weights = _get(cfg, "train_kind_weights")
+    raw_clean = _get(cfg, "clean_fraction")
+    if not _is_number(raw_clean) or not 0.0 <= float(raw_clean) <= 1.0:
+        raise NoiseConfigError(
+            f"noise.clean_fraction={raw_clean!r} must be a number in [0, 1] "
+            "(the share of training windows left clean)"
+        )
+    snr_range: Optional[list[float]] = None
+    if raw_range is not None:
+        if isinstance(raw_range, str | bytes) or not hasattr(raw_range, "__iter__"):
+            raise NoiseConfigError(
+                f"noise.train_snr_db_range={raw_range!r} must be [low, high] in dB, e.g. [-10, 10]"
+            )
+        values = [_finite_db(f"train_snr_db_range[{i}]", v) for i, v in enumerate(raw_range)]
+        if len(values) != 2:
+            raise NoiseConfigError(
+                f"noise.train_snr_db_range={list(raw_range)} must hold exactly two SNRs "
+                "[low, high] in dB, e.g. [-10, 10]"
+            )
+        if values[0] > values[1]:
+            raise NoiseConfigError(
+                f"noise.train_snr_db_range={values} is reversed: expected [low, high] with "
+                "low <= high"
+            )
+        snr_range = values
+    kinds: Optional[list[str]] = None
+    if raw_kinds is not None:
+        if isinstance(raw_kinds, str | bytes) or not hasattr(raw_kinds, "__iter__"):
+            raise NoiseConfigError(
+                f"noise.train_kinds={raw_kinds!r} must be a list of kinds from {', '.join(NOISE_KINDS)}"
+            )
+        kinds = [str(k) for k in raw_kinds]
+        if not kinds:
+            raise NoiseConfigError("noise.train_kinds is empty; list at least one noise kind")
+        for i, k in enumerate(kinds):
+            if k not in NOISE_KINDS:
+                raise NoiseConfigError(
+                    f"noise.train_kinds[{i}]={k!r} is not a known noise kind; expected one of: "
+                    f"{', '.join(NOISE_KINDS)}"
+                )
+    weights: Optional[list[float]] = None
+    if raw_weights is not None:
+        if isinstance(raw_weights, str | bytes) or not hasattr(raw_weights, "__iter__"):
+            raise NoiseConfigError(
+                f"noise.train_kind_weights={raw_weights!r} must be a list of non-negative numbers"
+            )
+        weights = []
+        for i, w in enumerate(raw_weights):
+            if not _is_number(w) or not math.isfinite(float(w)) or float(w) < 0:
+                raise NoiseConfigError(
+                    f"noise.train_kind_weights[{i}]={w!r} must be a finite number >= 0"
+                )
+            weights.append(float(w))
+        n_kinds = len(kinds if kinds is not None else test_kinds)
+        if len(weights) != n_kinds:
+            raise NoiseConfigError(
+                f"noise.train_kind_weights={weights} has {len(weights)} values but "
+                f"noise.train_kinds={kinds if kinds is not None else test_kinds} has {n_kinds}; "
+                "give one weight per kind"
+            )
+        if sum(weights) <= 0:
+            raise NoiseConfigError(
+                f"noise.train_kind_weights={weights} sum to 0; at least one kind needs a weight > 0"
+            )
+    if protocol == "mixed":
+        if snr_range is None:
+            raise NoiseConfigError(
+                "noise.protocol=mixed needs noise.train_snr_db_range=[low, high] in dB"
+            )
+        if kinds is None:
+            kinds = list(test_kinds)
+            if not kinds:
+                raise NoiseConfigError(
+                    "noise.protocol=mixed needs noise.train_kinds (or a non-empty noise.test_kinds)"
+                )
+    return {
+        "train_snr_db_range": snr_range,
+        "train_kinds": kinds,
+        "train_kind_weights": weights,
+        "clean_fraction": float(raw_clean),
+    }
 
 
 def train_condition(cfg: Any) -> NoiseCondition:
     """The noise applied to training windows: ``(kind, snr_db)`` for matched, clean for clean_train."""
     c = validate_noise_config(cfg)
+    if c.protocol == "mixed":
+        return NoiseCondition("mixed", None)
     if c.protocol == "clean_train" or c.kind == "none":
         return NoiseCondition("none", None)
     return NoiseCondition(c.kind, c.snr_db)
@@ -256,7 +399,8 @@ def eval_conditions(cfg: Any) -> list[NoiseCondition]:
     """The test conditions the protocol reports.
 
     matched: the training condition only (one model per SNR; a sweep over ``noise.snr_db`` gives
-    the accuracy-vs-SNR curve). clean_train: the clean test set first, then :func:`grid_conditions`.
+    the accuracy-vs-SNR curve). clean_train and mixed: the clean test set first, then
+    :func:`grid_conditions`.
     """
     c = validate_noise_config(cfg)
     if c.protocol == "matched":

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import project_env as _env
@@ -95,6 +96,14 @@ def test_one_epoch_run_records_params_tags_metrics_and_artifacts(finished_run) -
         for snr in (-4, 4):
             assert 0.0 <= metrics[f"test/acc/{kind}/{snr}dB"] <= 1.0
     assert any(k.startswith("threshold/") for k in metrics), "DRSN threshold summary missing"
+    # Every condition has the four metrics, plain and after AdaBN (DRSN-CW has BatchNorm).
+    for metric in ("acc", "bal_acc", "macro_f1", "healthy_share"):
+        for suffix in ("", "/clean", "/gaussian/-4dB", "/pink/4dB"):
+            for variant in ("", "/adabn"):
+                assert 0.0 <= metrics[f"test/{metric}{suffix}{variant}"] <= 1.0, metric + suffix
+    assert tags["test_draws"] == "3" and tags["select"] == "val_loss"
+    assert tags["healthy_class"] == "normal"
+    assert 0.0 <= metrics["test/recall/OR007_6"] <= 1.0
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {
         "config.yaml",
@@ -104,14 +113,30 @@ def test_one_epoch_run_records_params_tags_metrics_and_artifacts(finished_run) -
         "thresholds_summary.json",
         "model_card.json",
         "test_grid.json",
+        "test_conditions.csv",
+        "window_scores.npz",
     } <= artifacts
+    scores = np.load(client.download_artifacts(run_id, "window_scores.npz", str(root)))
+    conditions = list(scores["conditions"])
+    assert conditions[:2] == ["train", "clean"] and "gaussian/-4dB/adabn" in conditions
+    assert scores["correct"].shape == (len(conditions), scores["labels"].size)
+    # The window scores reproduce the logged balanced accuracy (mean of per-class recalls).
+    i = conditions.index("pink/4dB")
+    recalls = [scores["correct"][i][scores["labels"] == c].mean() for c in range(10)]
+    assert np.mean(recalls) == pytest.approx(metrics["test/bal_acc/pink/4dB"], abs=1e-6)
     card = json.loads(
         Path(client.download_artifacts(run_id, "model_card.json", str(root))).read_text()
     )
     assert card["sampling_rate_hz"] == 12000 and card["window_length"] == 2048
     assert len(card["labels"]) == 10 and card["mlflow_run_id"] == run_id
     assert card["noise_protocol"]["noise_protocol"] == "matched"
-    assert f"test accuracy (gaussian noise at 0 dB): {metrics['test/acc']:.4f}" in stdout
+    assert card["healthy_class"] == "normal"
+    assert card["envelope"]["protocol"] == "matched"
+    assert card["envelope"]["train_snr_db_range"] == [0.0, 0.0]
+    assert card["summary"]["clean"]["bal_acc"] == pytest.approx(metrics["test/bal_acc/clean"])
+    assert "by val_loss" in stdout
+    assert f"balanced acc {metrics['test/bal_acc']:6.3f}" in stdout
+    assert "after AdaBN" in stdout and "sent to normal" in stdout
     assert "make ui" in stdout
 
 

@@ -81,6 +81,7 @@ from fault_diag.training.loop import (
     prepare_split_tensors,
     resolve_device,
 )
+from fault_diag.training.selection import ModelSelector
 
 log = logging.getLogger(__name__)
 
@@ -227,10 +228,7 @@ class _Member:
     data: SplitTensors
     model: nn.Module  # this member's own module, refreshed from the stack for evaluation
     history: list[dict[str, float]] = field(default_factory=list)
-    best_val_acc: float = -1.0
-    best_epoch: int = -1
-    since_best: int = 0
-    best_state: dict[str, Tensor] = field(default_factory=dict)
+    selector: ModelSelector = field(default_factory=ModelSelector)
     stopped: bool = False
     stopped_early: bool = False
 
@@ -274,8 +272,9 @@ def train_concurrent(
         torch.manual_seed(cfg.trainer.seed)  # each member's weights, as in train()
         data = prepare_split_tensors(cfg, dataset, device, shared=clean)
         model = build_classifier(cfg, n_classes, int(data.x_train.shape[1])).to(device)
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        members.append(_Member(cfg=cfg, data=data, model=model, best_state=state))
+        selector = ModelSelector(str(cfg.trainer.get("select", "val_acc")))
+        selector.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        members.append(_Member(cfg=cfg, data=data, model=model, selector=selector))
 
     params, buffers = stack_module_state([m.model for m in members])  # type: ignore[arg-type]
     base = copy.deepcopy(members[0].model).to("meta").train()
@@ -299,7 +298,7 @@ def train_concurrent(
     for epoch in range(t.epochs):
         patience = t.early_stopping_patience
         for m in members:
-            if not m.stopped and patience is not None and m.since_best >= patience:
+            if not m.stopped and patience is not None and m.selector.since_best >= patience:
                 m.stopped = m.stopped_early = True
         if all(m.stopped for m in members):
             break
@@ -307,16 +306,16 @@ def train_concurrent(
         x_epoch = torch.empty((k_members, *x0.shape), dtype=x0.dtype, device=device)
         y_epoch = torch.empty((k_members, n_train), dtype=torch.long, device=device)
         for i, m in enumerate(members):
-            seed, nz = int(m.cfg.trainer.seed), m.cfg.noise
+            seed = int(m.cfg.trainer.seed)
             order = epoch_order(seed, epoch, n_train, device)
             gen = noise_generator(seed, "train", epoch, device=device) if m.data.matched else None
-            redraw = m.data.matched and nz.redraw_each_epoch
+            redraw = m.data.train_noise is not None and m.data.redraw
             xe, ye = epoch_inputs(
                 m.data.x_train,
                 m.data.y_train,
                 order,
                 t.batch_size,
-                m.data.train_kind if redraw else "none",
+                m.data.train_noise if redraw and m.data.train_noise is not None else "none",
                 m.data.train_snr,
                 gen,
             )
@@ -356,11 +355,7 @@ def train_concurrent(
                     f"member {i}: training loss became {metrics['train/loss']} at epoch "
                     f"{epoch + 1}; lower trainer.lr or check the data"
                 )
-            if val_acc > m.best_val_acc:  # strict: ties keep the earlier epoch, as in train()
-                m.best_val_acc, m.best_epoch, m.since_best = val_acc, epoch + 1, 0
-                m.best_state = {k: v.detach().clone() for k, v in m.model.state_dict().items()}
-            else:
-                m.since_best += 1
+            m.selector.update(epoch + 1, metrics, m.model)  # the rule of train()
             if on_epoch_end is not None:
                 on_epoch_end(i, epoch + 1, metrics)
 
@@ -370,10 +365,8 @@ def train_concurrent(
             dataset,
             m.model,  # type: ignore[arg-type]
             m.data,
-            best_state=m.best_state,
+            selector=m.selector,
             history=m.history,
-            best_epoch=m.best_epoch,
-            best_val_acc=m.best_val_acc,
             stopped_early=m.stopped_early,
             amp=amp,
             t0=t0,

@@ -33,7 +33,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from fault_diag.noise import make_noise, scale_noise_to_snr
+from fault_diag.noise import TrainingNoise, make_noise, scale_noise_to_snr
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def epoch_inputs(
     y_train: Tensor,
     order: Tensor,
     batch_size: int,
-    noise_kind: str = "none",
+    noise_kind: str | TrainingNoise = "none",
     snr_db: Optional[float] = None,
     generator: Optional[torch.Generator] = None,
 ) -> tuple[Tensor, Tensor]:
@@ -120,7 +120,9 @@ def epoch_inputs(
         order: ``(N,)`` permutation of the epoch (on the same device).
         batch_size: the training batch size: noise is drawn in chunks of this many windows, exactly
             as :func:`fault_diag.noise.add_noise` draws it for each batch of the eager loop.
-        noise_kind: ``gaussian``/``pink``/``laplacian``, or ``none`` for clean windows.
+        noise_kind: ``gaussian``/``pink``/``laplacian``, ``none`` for clean windows, or a
+            :class:`~fault_diag.noise.TrainingNoise` (any protocol: matched, mixed), applied batch
+            by batch exactly as the eager loop applies it (``snr_db`` is then ignored).
         snr_db: target SNR of every window (ignored for ``none``).
         generator: the epoch's noise generator (``noise_generator(seed, "train", epoch)``).
 
@@ -133,6 +135,12 @@ def epoch_inputs(
     """
     x = x_train[order]
     y = y_train[order]
+    if isinstance(noise_kind, TrainingNoise):
+        n = x.shape[0]
+        parts = [
+            noise_kind.apply(x[s : s + batch_size], generator) for s in range(0, n, batch_size)
+        ]
+        return (torch.cat(parts) if parts else x), y
     if noise_kind == "none":
         return x, y
     if snr_db is None:

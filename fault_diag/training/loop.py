@@ -18,6 +18,7 @@ generators seeded by ``(trainer.seed, e)``, not from a global RNG stream, so a r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -36,10 +37,19 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from fault_diag.data import WindowedDataset
+from fault_diag.metric_names import CONDITION_METRICS, metric_name
 from fault_diag.models import get_model
-from fault_diag.noise import add_noise, noise_generator
+from fault_diag.noise import TrainingNoise, noise_generator
 from fault_diag.preprocess import Classifier
 from fault_diag.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fault_diag.training.evaluation import (
+    ConditionResult,
+    EvaluationReport,
+    condition_name,
+    evaluate_condition,
+    has_batchnorm,
+    noisy_test_copies,
+)
 from fault_diag.training.fast import (
     TrainStep,
     epoch_inputs,
@@ -47,7 +57,8 @@ from fault_diag.training.fast import (
     resolve_compile_mode,
     run_epoch,
 )
-from fault_diag.training.metrics import confusion_matrix, macro_f1, per_class_table
+from fault_diag.training.metrics import per_class_table
+from fault_diag.training.selection import ModelSelector
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +130,7 @@ class TrainResult:
     seconds: float
     stopped_early: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    evaluation: EvaluationReport = field(default_factory=EvaluationReport)
 
 
 def build_classifier(cfg: DictConfig, num_classes: int, in_channels: int) -> Classifier:
@@ -128,14 +140,6 @@ def build_classifier(cfg: DictConfig, num_classes: int, in_channels: int) -> Cla
     kwargs = {str(k): v for k, v in params.items()}
     network = get_model(cfg.model.name, num_classes=num_classes, in_channels=in_channels, **kwargs)
     return Classifier(network)
-
-
-def _fixed_noisy(x: Tensor, kind: str, snr_db: float | None, seed: int, split: str) -> Tensor:
-    """A noisy copy of an evaluation split, identical for every model of a comparison."""
-    if kind == "none" or snr_db is None:
-        return x
-    gen = noise_generator(seed, kind, float(snr_db), split, device=x.device)
-    return add_noise(x, float(snr_db), kind, generator=gen)
 
 
 @torch.no_grad()
@@ -192,7 +196,7 @@ def train(
     the same MLflow run); read it back with :func:`read_checkpoint_extra`.
     """
     t0 = time.perf_counter()
-    t, nz = cfg.trainer, cfg.noise
+    t = cfg.trainer
     device = resolve_device(t.device)
     configure_threads(t.num_threads)
     if t.deterministic:
@@ -212,7 +216,7 @@ def train(
     torch.manual_seed(t.seed)  # weight initialisation
     data = prepare_split_tensors(cfg, dataset, device)
     x_train, y_train, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
-    matched, train_kind, train_snr = data.matched, data.train_kind, data.train_snr
+    matched, train_snr = data.matched, data.train_snr
 
     model = build_classifier(cfg, len(dataset.class_names), int(x_train.shape[1])).to(device)
     opt = _make_optimizer(cfg, model.parameters())
@@ -222,8 +226,8 @@ def train(
     ckpt_path = output_dir / "checkpoints" / "last.pt"
     start_epoch = 0
     history: list[dict[str, float]] = []
-    best_val_acc, best_epoch, since_best = -1.0, -1, 0
-    best_state: dict[str, Tensor] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    selector = ModelSelector(str(t.get("select", "val_acc")))
+    selector.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if t.resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=device)
         if state.get("fingerprint") != fingerprint:
@@ -235,11 +239,9 @@ def train(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        best_state = state["best_model"]
+        selector.load_state_dict(state)
         start_epoch = int(state["epoch"])
         history = list(state["history"])
-        best_val_acc, best_epoch = float(state["best_val_acc"]), int(state["best_epoch"])
-        since_best = int(state["since_best"])
         log.info("resumed from %s after epoch %d", ckpt_path, start_epoch)
 
     n_train = x_train.shape[0]
@@ -265,20 +267,23 @@ def train(
         else None
     )
     for epoch in epochs:
-        if t.early_stopping_patience is not None and since_best >= t.early_stopping_patience:
+        if (
+            t.early_stopping_patience is not None
+            and selector.since_best >= t.early_stopping_patience
+        ):
             stopped_early = True
             break
         model.train()
         order = epoch_order(t.seed, epoch, n_train, device)
         noise_gen = noise_generator(t.seed, "train", epoch, device=device) if matched else None
+        redraw = data.train_noise is not None and data.redraw
         if fast_step is not None:
-            redraw = matched and nz.redraw_each_epoch
             x_epoch, y_epoch = epoch_inputs(
                 x_train,
                 y_train,
                 order,
                 t.batch_size,
-                train_kind if redraw else "none",
+                data.train_noise if redraw and data.train_noise is not None else "none",
                 train_snr,
                 noise_gen,
             )
@@ -290,8 +295,9 @@ def train(
             for start in range(0, n_train, t.batch_size):
                 idx = order[start : start + t.batch_size]
                 xb, yb = x_train[idx], y_train[idx]
-                if matched and nz.redraw_each_epoch:
-                    xb = add_noise(xb, train_snr, train_kind, generator=noise_gen)  # type: ignore[arg-type]
+                if redraw:
+                    assert data.train_noise is not None
+                    xb = data.train_noise.apply(xb, noise_gen)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     logits = model(xb)
                     loss = nn.functional.cross_entropy(logits.float(), yb)
@@ -315,11 +321,7 @@ def train(
                 f"training loss became {metrics['train/loss']} at epoch {epoch + 1}; "
                 "lower trainer.lr or check the data"
             )
-        if val_acc > best_val_acc:  # strict: ties keep the earlier epoch
-            best_val_acc, best_epoch, since_best = val_acc, epoch + 1, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            since_best += 1
+        selector.update(epoch + 1, metrics, model)
         save_checkpoint(
             ckpt_path,
             {
@@ -328,10 +330,7 @@ def train(
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
-                "best_model": best_state,
-                "best_val_acc": best_val_acc,
-                "best_epoch": best_epoch,
-                "since_best": since_best,
+                **selector.state_dict(),
                 "history": history,
                 "extra": dict(checkpoint_extra or {}),
             },
@@ -351,10 +350,8 @@ def train(
         dataset,
         model,
         data,
-        best_state=best_state,
+        selector=selector,
         history=history,
-        best_epoch=best_epoch,
-        best_val_acc=best_val_acc,
         stopped_early=stopped_early,
         amp=amp,
         t0=t0,
@@ -377,9 +374,67 @@ class SplitTensors:
     y_val: Tensor
     x_test_clean: Tensor
     y_test: Tensor
-    matched: bool
-    train_kind: str
+    matched: bool  # True when training windows get noise (matched with a kind, or mixed)
+    train_kind: str  # the protocol's training kind: a noise kind, "none" or "mixed"
     train_snr: float | None
+    train_noise: TrainingNoise | None = None  # how training windows are noised (None: clean)
+    band: tuple[float, float] | None = None  # noise band, fractions of the sampling rate
+    redraw: bool = True  # training noise redrawn every epoch
+
+
+def noise_band(cfg: DictConfig) -> tuple[float, float] | None:
+    """The band noise is confined to: ``data.band_hz`` / ``data.fs_hz`` with ``noise.band=data``."""
+    band_hz = cfg.data.get("band_hz") if "data" in cfg else None
+    if band_hz is None or str(cfg.noise.get("band", "data")) != "data":
+        return None
+    fs = float(cfg.data.fs_hz)
+    return float(band_hz[0]) / fs, float(band_hz[1]) / fs
+
+
+def training_noise(cfg: DictConfig) -> TrainingNoise | None:
+    """The :class:`TrainingNoise` of ``cfg.noise``'s protocol, or None for clean training."""
+    nz = cfg.noise
+    band = noise_band(cfg)
+    if nz.protocol == "mixed":
+        kinds = list(nz.train_kinds if nz.get("train_kinds") else nz.test_kinds)
+        weights = nz.get("train_kind_weights")
+        low, high = (float(v) for v in nz.train_snr_db_range)
+        return TrainingNoise(
+            kinds,
+            (low, high),
+            weights=None if weights is None else [float(w) for w in weights],
+            clean_fraction=float(nz.clean_fraction),
+            band=band,
+        )
+    if nz.protocol == "matched" and nz.kind != "none":
+        snr = float(nz.snr_db)
+        return TrainingNoise([str(nz.kind)], (snr, snr), band=band)
+    return None
+
+
+def eval_copies(
+    data: SplitTensors,
+    x_clean: Tensor,
+    kind: str,
+    snr_db: float | None,
+    seed: int,
+    draws: int,
+    split: str,
+) -> list[Tensor]:
+    """``draws`` noisy copies of an evaluation split under one condition, drawn on the CPU.
+
+    ``kind="mixed"``: each copy is one fixed draw of the mixed training distribution.
+    """
+    if kind != "mixed":
+        return noisy_test_copies(x_clean, kind, snr_db, seed, draws, split=split, band=data.band)
+    assert data.train_noise is not None
+    x_cpu = x_clean.detach().cpu()
+    out = []
+    for d in range(int(draws)):
+        parts: list[object] = ["mixed", split] + (["draw", d] if d else [])
+        gen = noise_generator(seed, *parts, device="cpu")
+        out.append(data.train_noise.apply(x_cpu, gen).to(x_clean.device))
+    return out
 
 
 def prepare_split_tensors(
@@ -393,6 +448,7 @@ def prepare_split_tensors(
     Draws only from explicitly seeded generators, never from torch's global generator, so weight
     initialisation (seeded just before) does not depend on it. ``shared``: a dict that keeps the
     clean device tensors between calls (concurrent members share one copy; nothing mutates them).
+    Validation noise is drawn on the CPU (one fixed draw of the training condition).
     """
     t, nz = cfg.trainer, cfg.noise
     raw = shared if shared is not None else {}
@@ -409,16 +465,124 @@ def prepare_split_tensors(
     x_val_clean, y_val = raw["x_val"], raw["y_val"]
     x_test_clean, y_test = raw["x_test"], raw["y_test"]
 
-    matched = nz.protocol == "matched" and nz.kind != "none"
-    train_kind = nz.kind if matched else "none"
-    train_snr = float(nz.snr_db) if matched and nz.snr_db is not None else None
-    x_val = _fixed_noisy(x_val_clean, train_kind, train_snr, nz.seed, "val")
-    if matched and not nz.redraw_each_epoch:
-        gen = noise_generator(t.seed, "train-fixed", device=device)
-        x_train = add_noise(x_train, train_snr, train_kind, generator=gen)  # type: ignore[arg-type]
-    return SplitTensors(
-        x_train, y_train, x_val, y_val, x_test_clean, y_test, matched, train_kind, train_snr
+    noise = training_noise(cfg)
+    matched = noise is not None
+    if nz.protocol == "mixed":
+        train_kind, train_snr = "mixed", None
+    else:
+        train_kind = str(nz.kind) if matched else "none"
+        train_snr = float(nz.snr_db) if matched and nz.snr_db is not None else None
+    data = SplitTensors(
+        x_train,
+        y_train,
+        x_val_clean,
+        y_val,
+        x_test_clean,
+        y_test,
+        matched,
+        train_kind,
+        train_snr,
+        train_noise=noise,
+        band=noise_band(cfg),
+        redraw=bool(nz.redraw_each_epoch),
     )
+    data.x_val = eval_copies(data, x_val_clean, train_kind, train_snr, int(nz.seed), 1, "val")[0]
+    if noise is not None and not data.redraw:
+        gen = noise_generator(t.seed, "train-fixed", device=device)
+        data.x_train = noise.apply(x_train, gen)
+    return data
+
+
+def _healthy_index(dataset: WindowedDataset) -> int | None:
+    healthy = getattr(dataset, "healthy_class", None)
+    if healthy is None:
+        healthy = (dataset.protocol or {}).get("healthy_class")
+    names = list(dataset.class_names)
+    return names.index(healthy) if healthy in names else None
+
+
+def evaluate_all(
+    cfg: DictConfig,
+    model: nn.Module,
+    data: SplitTensors,
+    class_names: list[str],
+    healthy_index: int | None,
+    amp: bool = False,
+) -> EvaluationReport:
+    """Score ``model`` once on the test split: the training condition, clean, every grid point;
+    each also after AdaBN when ``eval.adapt_bn`` (and the model has BatchNorm)."""
+    nz, t = cfg.noise, cfg.trainer
+    draws = int(nz.get("test_draws", 1))
+    seed = int(nz.seed)
+    adapt = bool(cfg.get("eval", {}).get("adapt_bn", False))
+    report = EvaluationReport(
+        labels=data.y_test.cpu().numpy(),
+        class_names=list(class_names),
+        healthy_class=None if healthy_index is None else class_names[healthy_index],
+        test_draws=draws,
+    )
+    if adapt and not has_batchnorm(model):
+        report.adabn_skipped = f"{cfg.model.name} has no BatchNorm layer: AdaBN does not apply"
+        adapt = False
+    conditions: list[tuple[str, str, float | None]] = [
+        ("train", data.train_kind, data.train_snr),
+        ("clean", "none", None),
+    ]
+    conditions += [
+        (condition_name(k, float(s)), str(k), float(s))
+        for k in nz.test_kinds
+        for s in nz.test_snr_grid_db
+    ]
+    variants = [False, True] if adapt else [False]
+    done: dict[tuple[str, float | None, bool], ConditionResult] = {}
+    for adabn in variants:
+        for name, kind, snr in conditions:
+            key = (kind, snr, adabn)
+            if key in done:  # the training condition is also clean or a grid point
+                prev = done[key]
+                report.conditions.append(
+                    dataclasses.replace(
+                        prev, name=condition_name(kind, snr, train=name == "train", adabn=adabn)
+                    )
+                )
+                continue
+            copies = eval_copies(data, data.x_test_clean, kind, snr, seed, draws, "test")
+            result = evaluate_condition(
+                model,
+                copies,
+                data.y_test,
+                name=condition_name(kind, snr, train=name == "train", adabn=adabn),
+                kind=kind,
+                snr_db=snr,
+                num_classes=len(class_names),
+                healthy_index=healthy_index,
+                batch_size=int(t.eval_batch_size),
+                amp=amp,
+                adabn=adabn,
+            )
+            done[key] = result
+            report.conditions.append(result)
+    return report
+
+
+def test_metrics_of(report: EvaluationReport) -> dict[str, float]:
+    """MLflow metrics of an :class:`EvaluationReport` (names from :mod:`fault_diag.metric_names`)."""
+    out: dict[str, float] = {}
+    for c in report.conditions:
+        train = c.name.split("/")[0] == "train"
+        clean = not train and c.kind == "none"
+        for metric in CONDITION_METRICS:
+            name = metric_name(
+                metric,
+                None if train or clean else c.kind,
+                None if train or clean else c.snr_db,
+                clean=clean,
+                adabn=c.adabn,
+            )
+            out[name] = c.metrics[metric]
+        if train and not c.adabn:
+            out["test/loss"] = c.metrics["loss"]
+    return out
 
 
 def finish_training(
@@ -427,57 +591,65 @@ def finish_training(
     model: Classifier,
     data: SplitTensors,
     *,
-    best_state: dict[str, Tensor],
+    selector: ModelSelector,
     history: list[dict[str, float]],
-    best_epoch: int,
-    best_val_acc: float,
     stopped_early: bool,
     amp: bool,
     t0: float,
 ) -> TrainResult:
-    """Load the best-on-validation weights, test once (training condition + grid), build the result."""
-    t, nz = cfg.trainer, cfg.noise
-    train_kind, train_snr = data.train_kind, data.train_snr
-    x_test_clean, y_test = data.x_test_clean, data.y_test
+    """Load the selected weights, test once (training condition, clean, grid; plain and AdaBN)."""
+    nz = cfg.noise
+    class_names = list(dataset.class_names)
     # The test split is touched once, with the weights chosen on validation.
-    model.load_state_dict(best_state)
-    x_test = _fixed_noisy(x_test_clean, train_kind, train_snr, nz.seed, "test")
-    test_loss, test_acc, pred = evaluate(model, x_test, y_test, t.eval_batch_size, amp)
-    cm = confusion_matrix(y_test.cpu().numpy(), pred.cpu().numpy(), len(dataset.class_names))
-    test_metrics = {"test/loss": test_loss, "test/acc": test_acc, "test/macro_f1": macro_f1(cm)}
-    grid: dict[tuple[str, float], float] = {}
-    for kind in nz.test_kinds:
-        for snr in nz.test_snr_grid_db:
-            xg = _fixed_noisy(x_test_clean, kind, float(snr), nz.seed, "test")
-            grid[(kind, float(snr))] = evaluate(model, xg, y_test, t.eval_batch_size, amp)[1]
-    if nz.test_kinds:
-        test_metrics["test/acc/clean"] = evaluate(
-            model, x_test_clean, y_test, t.eval_batch_size, amp
-        )[1]
-
-    thresholds = _threshold_summary(model, x_test)
+    model.load_state_dict(selector.best_state)
+    report = evaluate_all(cfg, model, data, class_names, _healthy_index(dataset), amp)
+    train_cond = report.get("train")
+    assert train_cond is not None
+    test_metrics = test_metrics_of(report)
+    grid: dict[tuple[str, float], float] = {
+        (c.kind, float(c.snr_db)): c.metrics["acc"]
+        for c in report.conditions
+        if not c.adabn and c.snr_db is not None and not c.name.startswith("train")
+    }
+    x_thr = eval_copies(
+        data, data.x_test_clean, data.train_kind, data.train_snr, int(nz.seed), 1, "test"
+    )[0]
+    thresholds = _threshold_summary(model, x_thr)
+    noise = data.train_noise
+    protocol = {
+        "noise_protocol": nz.protocol,
+        "train_noise": data.train_kind,
+        "train_snr_db": data.train_snr,
+        "redraw_each_epoch": bool(nz.redraw_each_epoch),
+        "test_noise_seed": int(nz.seed),
+        "test_draws": int(nz.get("test_draws", 1)),
+        "noise_band": str(nz.get("band", "data")),
+        "noise_band_hz": None
+        if data.band is None
+        else [data.band[0] * float(cfg.data.fs_hz), data.band[1] * float(cfg.data.fs_hz)],
+        "model_selection": selector.describe(),
+        "select": selector.rule,
+        "adapt_bn": any(c.adabn for c in report.conditions),
+        "healthy_class": report.healthy_class,
+        "split": dataset.protocol,
+    }
+    if nz.protocol == "mixed" and noise is not None:
+        protocol["train_distribution"] = noise.describe()
     return TrainResult(
         model=model.cpu().eval(),
-        class_names=list(dataset.class_names),
+        class_names=class_names,
         history=history,
-        best_epoch=best_epoch,
-        best_val_acc=best_val_acc,
+        best_epoch=selector.best_epoch,
+        best_val_acc=selector.best_val_acc,
         test_metrics=test_metrics,
         grid_accuracy=grid,
-        confusion=cm,
-        per_class=per_class_table(cm, list(dataset.class_names)),
+        confusion=train_cond.confusion,
+        per_class=per_class_table(train_cond.confusion, class_names),
         thresholds=thresholds,
-        protocol={
-            "noise_protocol": nz.protocol,
-            "train_noise": train_kind,
-            "train_snr_db": train_snr,
-            "redraw_each_epoch": bool(nz.redraw_each_epoch),
-            "test_noise_seed": int(nz.seed),
-            "model_selection": "best val/acc (validation split only)",
-            "split": dataset.protocol,
-        },
+        protocol=protocol,
         seconds=time.perf_counter() - t0,
         stopped_early=stopped_early,
+        evaluation=report,
     )
 
 

@@ -17,6 +17,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from fault_diag.config import validate_config
 from fault_diag.data import WindowedDataset, build_dataset
+from fault_diag.metric_names import (
+    CONDITION_METRICS,
+    WINDOW_SCORES_ARTIFACT,
+    metric_name,
+    recall_metric_name,
+)
+from fault_diag.training.evaluation import ConditionResult
 from fault_diag.training.loop import (
     TrainResult,
     configure_threads,
@@ -30,7 +37,28 @@ log = logging.getLogger(__name__)
 
 def grid_metric_name(kind: str, snr_db: float) -> str:
     """MLflow name of a test-grid accuracy. MLflow forbids '@' in names, so ``test/acc/<kind>/<snr>dB``."""
-    return f"test/acc/{kind}/{snr_db:g}dB"
+    return metric_name("acc", kind, snr_db)
+
+
+def _card_summary(result: TrainResult) -> dict[str, Any]:
+    """Headline numbers of the card: each metric at the training condition and on clean windows,
+    and the mean balanced accuracy over the grid, plain and with AdaBN."""
+    ev = result.evaluation
+    out: dict[str, Any] = {}
+    for variant in (False, True):
+        suffix = "/adabn" if variant else ""
+        for name in ("train", "clean"):
+            c = ev.get(name + suffix)
+            if c is not None:
+                out[name + suffix] = {k: c.metrics[k] for k in CONDITION_METRICS}
+        grid = [
+            c.metrics["bal_acc"]
+            for c in ev.conditions
+            if c.adabn == variant and c.snr_db is not None and not c.name.startswith("train")
+        ]
+        if grid:
+            out["grid_mean_bal_acc" + suffix] = float(np.mean(grid))
+    return out
 
 
 def model_card(
@@ -54,7 +82,12 @@ def model_card(
         "split_protocol": dataset.protocol,
         "noise_protocol": {k: v for k, v in result.protocol.items() if k != "split"},
         "training_snr_db": result.protocol["train_snr_db"],
+        "envelope": training_envelope(cfg, result),
+        "band_hz": dataset.protocol.get("band_hz"),
+        "healthy_class": result.evaluation.healthy_class,
+        "model_selection": result.protocol.get("model_selection"),
         "metrics": {**result.test_metrics, "best_val_acc": result.best_val_acc},
+        "summary": _card_summary(result),
         "best_epoch": result.best_epoch,
         "mlflow_run_id": run_id,
         "git_commit": git_commit(),
@@ -63,6 +96,30 @@ def model_card(
             "torch": str(torch.__version__),
             "numpy": np.__version__,
         },
+    }
+
+
+def training_envelope(cfg: DictConfig, result: TrainResult) -> dict[str, Any]:
+    """The conditions the model was trained on, for ``fd-predict``'s warnings: protocol, the
+    training SNR range in dB (None when trained clean), kinds, clean share, rate and band."""
+    p = result.protocol
+    dist = p.get("train_distribution")
+    if dist is not None:
+        snr_range = list(dist["snr_db_range"])
+        kinds, clean_fraction = list(dist["kinds"]), float(dist["clean_fraction"])
+    elif p["train_snr_db"] is not None:
+        snr_range = [p["train_snr_db"], p["train_snr_db"]]
+        kinds, clean_fraction = [p["train_noise"]], 0.0
+    else:
+        snr_range, kinds, clean_fraction = None, [], 1.0
+    return {
+        "protocol": p["noise_protocol"],
+        "train_snr_db_range": snr_range,
+        "train_kinds": kinds,
+        "clean_fraction": clean_fraction,
+        "sampling_rate_hz": int(cfg.data.fs_hz),
+        "band_hz": p.get("split", {}).get("band_hz") if isinstance(p.get("split"), dict) else None,
+        "noise_band_hz": p.get("noise_band_hz"),
     }
 
 
@@ -117,6 +174,28 @@ def write_artifacts(
     rows = [{"noise": k, "snr_db": s, "test_acc": a} for (k, s), a in result.grid_accuracy.items()]
     (folder / "test_grid.json").write_text(json.dumps(rows, indent=2))
     files.append(folder / "test_grid.json")
+    ev = result.evaluation
+    if ev.conditions:
+        table = []
+        for c in ev.conditions:
+            row: dict[str, Any] = {
+                "condition": c.name,
+                "noise": c.kind,
+                "snr_db": c.snr_db,
+                "adabn": c.adabn,
+                **{k: c.metrics[k] for k in CONDITION_METRICS},
+            }
+            row.update(
+                {f"recall/{n}": float(r) for n, r in zip(ev.class_names, c.recall, strict=True)}
+            )
+            table.append(row)
+        import pandas as pd
+
+        pd.DataFrame(table).to_csv(folder / "test_conditions.csv", index=False)
+        files.append(folder / "test_conditions.csv")
+        scores: dict[str, Any] = ev.window_scores()
+        np.savez_compressed(folder / WINDOW_SCORES_ARTIFACT, **scores)  # type: ignore[arg-type]
+        files.append(folder / WINDOW_SCORES_ARTIFACT)
     if result.thresholds is not None:
         (folder / "thresholds_summary.json").write_text(json.dumps(result.thresholds, indent=2))
         files.append(folder / "thresholds_summary.json")
@@ -144,6 +223,10 @@ def run_tags(cfg: DictConfig, dataset: WindowedDataset) -> dict[str, str]:
         "data_setup": cfg.data.setup,
         "seed": str(cfg.trainer.seed),
         "git_commit": git_commit(),
+        "test_draws": str(cfg.noise.get("test_draws", 1)),
+        "select": str(cfg.trainer.get("select", "val_acc")),
+        "band_hz": str(cfg.data.get("band_hz")),
+        "healthy_class": str(getattr(dataset, "healthy_class", None) or ""),
     }
     tags.update({str(k): str(v) for k, v in (cfg.tracking.tags or {}).items()})
     return tags
@@ -183,10 +266,17 @@ def log_final(
     metrics["train_seconds"] = result.seconds
     for (kind, snr), acc in result.grid_accuracy.items():
         metrics[grid_metric_name(kind, snr)] = acc
+    train = result.evaluation.get("train")
+    if train is not None:
+        for name, recall in zip(result.class_names, train.recall, strict=True):
+            metrics[recall_metric_name(name)] = float(recall)
+    metrics = {k: v for k, v in metrics.items() if v is not None and np.isfinite(v)}
     if result.thresholds:
         for unit, value in result.thresholds.items():
             metrics[f"threshold/{unit}"] = value
     tracker.log_metrics(metrics)
+    if result.evaluation.adabn_skipped:
+        tracker.set_tags({"adabn": f"skipped: {result.evaluation.adabn_skipped}"})
     for path in files:
         tracker.log_file(path)
     if cfg.tracking.log_model:
@@ -253,31 +343,85 @@ def run_job(cfg: DictConfig) -> float:
     return float(result.test_metrics["test/acc"])
 
 
+def summary_lines(result: TrainResult) -> list[str]:
+    """The test printout: each condition's balanced accuracy, accuracy and share sent to the
+    healthy class, plain and (when run) with AdaBN, as a kinds x SNR grid."""
+    ev = result.evaluation
+    healthy = ev.healthy_class
+    lines = []
+
+    def cell(c: ConditionResult | None, metric: str) -> str:
+        if c is None or not np.isfinite(c.metrics[metric]):
+            return f"{'':>6}"
+        return f"{c.metrics[metric]:6.3f}"
+
+    for adabn in (False, True):
+        conds = [c for c in ev.conditions if c.adabn == adabn]
+        if not conds:
+            continue
+        tag = (
+            " after AdaBN (BatchNorm statistics re-estimated on each condition's unlabelled test windows)"
+            if adabn
+            else ""
+        )
+        suffix = "/adabn" if adabn else ""
+        train, clean = ev.get("train" + suffix), ev.get("clean" + suffix)
+        lines.append("")
+        lines.append(f"test{tag}, {ev.test_draws} noise draw(s) per window:")
+        for label, c in (("training condition", train), ("clean", clean)):
+            if c is None:
+                continue
+            lines.append(
+                f"  {label:<19} balanced acc {cell(c, 'bal_acc')}   acc {cell(c, 'acc')}   "
+                f"macro-F1 {cell(c, 'macro_f1')}"
+                + (
+                    f"   fault windows sent to {healthy}: {cell(c, 'healthy_share')}"
+                    if healthy
+                    else ""
+                )
+            )
+        grid = [c for c in conds if c.snr_db is not None and not c.name.startswith("train")]
+        if not grid:
+            continue
+        kinds = list(dict.fromkeys(c.kind for c in grid))
+        snrs = sorted({float(c.snr_db) for c in grid if c.snr_db is not None})
+        by = {(c.kind, float(c.snr_db)): c for c in grid if c.snr_db is not None}
+        metrics = [("bal_acc", "balanced accuracy")]
+        if healthy:
+            metrics.append(("healthy_share", f"share of fault windows sent to {healthy}"))
+        for metric, title in metrics:
+            lines.append(f"  {title} by noise and SNR (dB):")
+            lines.append(f"    {'':<12}" + " ".join(f"{s:>6g}" for s in snrs))
+            for kind in kinds:
+                lines.append(
+                    f"    {kind:<12}" + " ".join(cell(by.get((kind, s)), metric) for s in snrs)
+                )
+    if ev.adabn_skipped:
+        lines.append(f"AdaBN skipped: {ev.adabn_skipped}")
+    return lines
+
+
 def _print_summary(
     cfg: DictConfig, result: TrainResult, run_id: str | None, uri: str | None
 ) -> None:
     p = result.protocol
-    cond = (
-        "clean"
-        if p["train_noise"] == "none"
-        else f"{p['train_noise']} noise at {p['train_snr_db']:g} dB"
-    )
+    if p["noise_protocol"] == "mixed":
+        d = p.get("train_distribution", {})
+        cond = (
+            f"mixed: SNR uniform in {d.get('snr_db_range')} dB, kinds {d.get('kinds')}, "
+            f"{d.get('clean_fraction', 0):.0%} clean"
+        )
+    elif p["train_noise"] == "none":
+        cond = "clean"
+    else:
+        cond = f"{p['train_noise']} noise at {p['train_snr_db']:g} dB"
     lines = [
         "",
-        f"{cfg.model.name} on {cfg.data.setup} ({p['noise_protocol']} protocol), "
-        f"best epoch {result.best_epoch} (val acc {result.best_val_acc:.4f}), {result.seconds:.0f} s",
-        f"test accuracy ({cond}): {result.test_metrics['test/acc']:.4f}   "
-        f"macro-F1: {result.test_metrics['test/macro_f1']:.4f}",
+        f"{cfg.model.name} on {cfg.data.setup} ({p['noise_protocol']} protocol, trained {cond}), "
+        f"best epoch {result.best_epoch} by {p.get('select', 'val_acc')} "
+        f"(val acc {result.best_val_acc:.4f}), {result.seconds:.0f} s",
     ]
-    if result.grid_accuracy:
-        kinds = sorted({k for k, _ in result.grid_accuracy})
-        snrs = sorted({s for _, s in result.grid_accuracy})
-        lines.append("test accuracy by noise and SNR (dB): " + " ".join(f"{s:>6g}" for s in snrs))
-        for kind in kinds:
-            lines.append(
-                f"  {kind:<34}  "
-                + " ".join(f"{result.grid_accuracy[(kind, s)]:6.3f}" for s in snrs)
-            )
+    lines += summary_lines(result)
     if run_id:
         lines.append(f"MLflow run {run_id} in {uri}")
         lines.append(
