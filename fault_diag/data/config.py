@@ -34,7 +34,9 @@ class DataConfig:
     fs_hz: int = 12000  # task sampling rate; recordings are resampled to it (anti-aliased)
     window_length: int = 2048  # samples
     train_hop: int = 512  # samples between training window starts (overlap only inside train)
-    eval_hop: Optional[int] = None  # None = window_length: val/test windows never overlap
+    # None = window_length (val/test windows never overlap). Smaller (>= 1): val/test windows overlap
+    # each other inside their own region only; the audit counts the distinct samples they hold.
+    eval_hop: Optional[int] = None
     split: str = "time"  # time | load
     split_fractions: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     guard_gap: Optional[int] = None  # samples between regions; None = window_length
@@ -49,6 +51,12 @@ class DataConfig:
     verify_hashes: bool = (
         True  # check each recording's SHA-256 (catalogue / manifest) on a cold build
     )
+    # [low, high] Hz at fs_hz: keep only this band of every recording (sharp zero-phase FIR, applied
+    # after resampling, before splitting; see fault_diag.data.filters). None = no filter.
+    band_hz: Optional[list[float]] = None
+    # The setup's healthy class (the "sink" noisy fault windows fall into). None = the setup's own
+    # (cwru10/cwru4: normal; generic: a class named normal or healthy, if any).
+    healthy_class: Optional[str] = None
 
     @property
     def effective_eval_hop(self) -> int:
@@ -72,12 +80,12 @@ class DataConfig:
             raise bad("window_length", self.window_length, "at least 2 samples")
         if int(self.train_hop) < 1:
             raise bad("train_hop", self.train_hop, "a positive number of samples")
-        if self.eval_hop is not None and int(self.eval_hop) < int(self.window_length):
+        if self.eval_hop is not None and int(self.eval_hop) < 1:
             raise bad(
                 "eval_hop",
                 self.eval_hop,
-                f">= window_length ({self.window_length}) so that validation/test windows never "
-                "overlap, or null",
+                f"a positive number of samples (>= window_length={self.window_length} for "
+                "validation/test windows that never overlap), or null",
             )
         if self.guard_gap is not None and int(self.guard_gap) < 0:
             raise bad("guard_gap", self.guard_gap, "a non-negative number of samples, or null")
@@ -112,6 +120,14 @@ class DataConfig:
             raise bad("channel", self.channel, f"one of {list(CWRU_CHANNELS)} for CWRU setups")
         if self.setup == "generic" and not self.manifest:
             raise bad("manifest", self.manifest, "a path to a manifest CSV for setup=generic")
+        if self.band_hz is not None:
+            from fault_diag.data.filters import band_filter  # lazy: scipy.signal only when set
+
+            band_filter(self.fs_hz, self.band_hz)  # ConfigError naming data.band_hz and the range
+        if self.healthy_class is not None and (
+            not isinstance(self.healthy_class, str) or not self.healthy_class
+        ):
+            raise bad("healthy_class", self.healthy_class, "a class name, or null")
         return self
 
     def to_dict(self) -> dict[str, Any]:
