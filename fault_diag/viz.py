@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
 from scipy.signal import welch
 
 from fault_diag.noise import NoiseError, add_noise_np, realised_snr_db
+
+if TYPE_CHECKING:
+    from fault_diag.data.spectral import BandProfile, SpectralFlag
 
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
@@ -94,6 +100,94 @@ def plot_noisy_example(
     ax_f.legend(loc="lower left", fontsize="small")
     shown = f"{realised:.3f}".replace("-0.000", "0.000")  # no "-0.000" for a tiny negative error
     fig.suptitle(f"{kind} noise, target SNR {snr_db:g} dB, realised {shown} dB")
+    return fig
+
+
+FLAG_COLOURS = {"high": "tab:red", "low": "tab:cyan"}
+
+
+def plot_band_profile(
+    profile: BandProfile,
+    flags: Sequence[SpectralFlag] = (),
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Heat map of a setup's band power profile: classes (rows) x bands (columns), shares in %.
+
+    Each cell shows the class's mean per-window share of power in the band (from
+    :func:`fault_diag.data.spectral.band_power_profile`); a colour bar gives the scale (0-100 %).
+    Flags from :func:`fault_diag.data.spectral.flag_spectral_outliers` are outlined over the run of
+    bands they name: red when the class holds far more power there than every other class, cyan when
+    far less.
+
+    Args:
+        profile: the band profile.
+        flags: flags to outline (usually all of ``flag_spectral_outliers(profile)``).
+        title: figure title (default: "band power profile").
+
+    Returns:
+        A matplotlib ``Figure`` with the heat map in ``axes[0]`` and the colour bar in ``axes[1]``;
+        save it with :func:`save_figure`.
+    """
+    shares = np.asarray(profile.shares, dtype=np.float64) * 100
+    n_classes, n_bands = shares.shape
+    fig = _new_figure((max(6.0, 1.0 * n_bands + 3.0), max(3.0, 0.42 * n_classes + 1.6)))
+    ax = fig.subplots()
+    im = ax.imshow(shares, aspect="auto", cmap="viridis", vmin=0.0, vmax=100.0)
+    ax.set_xticks(range(n_bands), labels=[f"{lab}Hz" for lab in profile.band_labels()])
+    ax.set_yticks(range(n_classes), labels=profile.class_names)
+    ax.set_xlabel("frequency band")
+    ax.set_ylabel("class")
+    for r in range(n_classes):
+        for c in range(n_bands):
+            v = shares[r, c]
+            # Dark text on the bright (yellow) end of viridis, light text elsewhere.
+            ax.text(
+                c,
+                r,
+                "-" if np.isnan(v) else f"{v:.1f}",
+                ha="center",
+                va="center",
+                fontsize="small",
+                color="black" if v > 60 else "white",
+            )
+    edges = profile.band_edges_hz
+    for flag in flags:
+        if flag.class_name not in profile.class_names:
+            continue
+        row = profile.class_names.index(flag.class_name)
+        first = int(np.argmin(np.abs(np.asarray(edges[:-1]) - flag.band_hz[0])))
+        last = int(np.argmin(np.abs(np.asarray(edges[1:]) - flag.band_hz[1])))
+        ax.add_patch(
+            Rectangle(
+                (first - 0.5, row - 0.5),
+                last - first + 1,
+                1,
+                fill=False,
+                edgecolor=FLAG_COLOURS.get(flag.direction, "tab:red"),
+                linewidth=2.5,
+                clip_on=False,  # a flag on the first or last row/column stays whole
+            )
+        )
+    if flags:
+        used = sorted({f.direction for f in flags}, key=list(FLAG_COLOURS).index)
+        fig.legend(
+            handles=[
+                Patch(
+                    facecolor="none",
+                    edgecolor=FLAG_COLOURS[d],
+                    linewidth=2.5,
+                    label=f"flag: far {'more' if d == 'high' else 'less'} than every other class",
+                )
+                for d in used
+            ],
+            loc="outside lower center",  # below the axes; constrained layout makes room
+            ncol=len(used),
+            fontsize="small",
+            frameon=False,
+        )
+    fig.colorbar(im, ax=ax, label="share of window power (%)")
+    ax.set_title(title or "band power profile")
     return fig
 
 
