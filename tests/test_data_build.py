@@ -11,7 +11,12 @@ import pytest
 
 from fault_diag.data import DataConfig, audit_windows, build_dataset, read_mat, resample
 from fault_diag.data.cache import CacheWarning
-from fault_diag.data.errors import HashMismatchError, MissingClassesError, RecordingReadError
+from fault_diag.data.errors import (
+    ConfigError,
+    HashMismatchError,
+    MissingClassesError,
+    RecordingReadError,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +73,8 @@ def test_cwru10_build_on_real_files(cwru10: object, cwru_dir: Path) -> None:
     assert "decimate q=4 ftype=fir zero_phase=True" in ds.protocol["resampling"]["97.mat"]
     assert ds.protocol["resampling"]["105.mat"].startswith("none")
     assert "bearing-wise split is not possible" in ds.protocol["note"]
+    assert ds.healthy_class == "normal" and ds.protocol["healthy_class"] == "normal"
+    assert ds.protocol["band_hz"] is None and ds.protocol["band_filter"] is None
 
 
 def test_audit_on_real_data_passes_and_catches_an_injected_leak(cwru10: object) -> None:
@@ -75,6 +82,8 @@ def test_audit_on_real_data_passes_and_catches_an_injected_leak(cwru10: object) 
     assert ds.audit.passed and ds.audit.n_violations == 0
     assert ds.audit.n_files == 37 and ds.audit.min_gap_samples >= 2048
     assert ds.audit.margin_samples == 22  # the decimation filter's reach, both sides
+    # non-overlapping evaluation windows: every test sample is distinct
+    assert ds.audit.n_test_samples_distinct == ds.audit.n_test_windows * 2048
     recomputed = audit_windows(ds.meta, margin_samples=22)
     assert recomputed.passed
     leaky = ds.meta.copy()
@@ -105,6 +114,7 @@ def test_windows_are_raw_signal_at_their_provenance(cwru10: object, cwru_dir: Pa
 def test_cwru4_loads_and_balance(cwru_dir: Path, isolated_cache: Path) -> None:
     ds = build_dataset(DataConfig(setup="cwru4", loads=[0, 1], balance="undersample", seed=3))
     assert ds.class_names == ["normal", "inner_race", "ball", "outer_race"]
+    assert ds.healthy_class == "normal"
     assert set(ds.meta["load_hp"]) == {0, 1}
     assert ds.missing["files"] == ["98.mat"] and ds.missing["loads"] == {"normal": [1]}
     counts = ds.summary().drop(index="total")
@@ -125,6 +135,9 @@ def test_load_split_on_real_data(cwru_dir: Path, isolated_cache: Path) -> None:
     assert set(m.loc[m["split"] == "test", "load_hp"]) == {3}
     assert set(m.loc[m["split"] != "test", "load_hp"]) == {0, 1, 2}
     assert ds.audit.passed and len(ds.class_names) == 9
+    assert ds.healthy_class is None  # normal left out: no healthy class, not an error
+    with pytest.raises(ConfigError, match=r"data.healthy_class='normal' is not a class of setup"):
+        build_dataset(DataConfig(**{**cfg.to_dict(), "healthy_class": "normal"}))
 
 
 def test_missing_files_and_classes(

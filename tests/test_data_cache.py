@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -76,3 +77,35 @@ def test_editing_a_recording_invalidates_the_entry(tmp_path: Path, isolated_cach
     assert not again.from_cache
     assert not np.array_equal(first.windows, again.windows)
     assert np.all(again.windows[again.meta["file"] == "r0.npy"] == 0)
+
+
+def test_an_entry_from_before_healthy_class_still_loads(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    """Entries written before healthy_class / band_hz / distinct-sample counts existed load with the
+    setup's healthy class, no filter, and the counts recomputed from the window provenance."""
+    manifest = _rig(tmp_path / "rig")
+    manifest.write_text(manifest.read_text().replace(",a,", ",normal,"))
+    cfg = DataConfig(setup="generic", manifest=str(manifest), window_length=512)
+    fresh = build_dataset(cfg)
+    assert fresh.healthy_class == "normal" and fresh.protocol["band_hz"] is None
+    (js,) = (isolated_cache / "cache" / "datasets").glob("generic-*.json")
+    record = json.loads(js.read_text())
+    info = record["info"]
+    del info["healthy_class"]
+    for key in ("healthy_class", "band_hz", "band_filter", "eval_windows_overlap"):
+        del info["protocol"][key]
+    del info["audit"]["n_val_samples_distinct"], info["audit"]["n_test_samples_distinct"]
+    js.write_text(json.dumps(record))
+    old = build_dataset(cfg)
+    assert old.from_cache
+    assert old.healthy_class == "normal" and old.protocol["healthy_class"] == "normal"
+    assert old.protocol["band_hz"] is None and old.protocol["band_filter"] is None
+    assert old.audit.n_test_samples_distinct == fresh.audit.n_test_samples_distinct > 0
+    assert old.audit.n_val_samples_distinct == fresh.audit.n_val_samples_distinct > 0
+    # the key of a config without the new fields is the key such an entry was written under
+    from fault_diag.data.dataset import _config_for_key
+
+    assert {"band_hz", "healthy_class", "band_filter_sha256"}.isdisjoint(_config_for_key(cfg))
+    # a config that sets healthy_class is another entry (its value is checked, then stored)
+    assert not build_dataset(DataConfig(**{**cfg.to_dict(), "healthy_class": "b"})).from_cache

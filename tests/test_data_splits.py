@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import scipy.io
 
-from fault_diag.data import DataConfig, audit_windows, build_dataset
+from fault_diag.data import DataConfig, audit_windows, band_limit, build_dataset
+from fault_diag.data.audit import AuditReport, distinct_samples
 from fault_diag.data.errors import (
     ConfigError,
     LeakageError,
@@ -269,8 +270,9 @@ def test_config_errors_name_the_key(tmp_path: Path, isolated_cache: Path) -> Non
         UnknownSetupError, match=r"'cwru11'.*known setups: \['cwru10', 'cwru4', 'generic'\]"
     ):
         build_dataset(DataConfig(setup="cwru11", root=str(tmp_path)))
-    with pytest.raises(ConfigError, match=r"data.eval_hop=100"):
-        DataConfig(eval_hop=100).validate()
+    DataConfig(eval_hop=100).validate()  # overlapping evaluation windows are allowed
+    with pytest.raises(ConfigError, match=r"data.eval_hop=0 is invalid: expected a positive"):
+        DataConfig(eval_hop=0).validate()
     with pytest.raises(ConfigError, match=r"data.split_fractions"):
         DataConfig(split_fractions=[0.5, 0.5, 0.5]).validate()
     with pytest.raises(ConfigError, match=r"data.test_loads.*shared: \[1\]"):
@@ -283,3 +285,145 @@ def test_config_errors_name_the_key(tmp_path: Path, isolated_cache: Path) -> Non
     ):
         build_dataset(DataConfig(root=str(tmp_path / "absent")))
     assert isinstance(Region("train", 0, 5).length, int)
+
+
+# ------------------------------------------------------------------ overlapping evaluation windows
+
+
+def test_overlapping_eval_windows_pass_the_audit_and_count_distinct_samples() -> None:
+    # test windows overlap each other (hop 30 < length 100) but stay clear of training
+    meta = _meta(
+        [("a", "train", 0, 100), ("a", "train", 50, 150)]
+        + [("a", "test", s, s + 100) for s in range(300, 500, 30)]
+        + [("a", "val", 180, 280), ("a", "val", 190, 290)]
+    )
+    rep = audit_windows(meta)
+    assert rep.passed and rep.n_test_windows == 7
+    assert rep.n_test_samples_distinct == 580 - 300  # [300, 580): each sample once
+    assert rep.n_val_samples_distinct == 110
+    # one overlapping test window reaching into training is still caught, and so is one into val
+    leaky = pd.concat([meta, _meta([("a", "test", 140, 240)])], ignore_index=True)
+    rep = audit_windows(leaky)
+    assert not rep.passed and {v["against"] for v in rep.violations} == {"train", "val"}
+
+
+def test_distinct_samples_against_a_brute_force_count() -> None:
+    rng = np.random.default_rng(4)
+    rows = []
+    for f in ("a", "b"):
+        for s in rng.integers(0, 5000, 40):
+            rows.append((f, str(rng.choice(["val", "test"])), int(s), int(s) + 128))
+    meta = _meta(rows)
+    got = distinct_samples(meta)
+    for split in ("val", "test"):
+        brute = sum(
+            np.unique(np.concatenate([np.arange(r.start, r.stop) for r in g.itertuples()])).size
+            for _, g in meta[meta["split"] == split].groupby("file")
+        )
+        assert got[split] == brute
+
+
+def test_audit_report_reads_old_dicts() -> None:
+    rep = audit_windows(_meta([("a", "train", 0, 100), ("a", "test", 200, 300)]))
+    old = rep.to_dict()
+    del old["n_val_samples_distinct"], old["n_test_samples_distinct"]
+    back = AuditReport.from_dict(old)
+    assert back.passed and back.n_test_samples_distinct is None
+    assert AuditReport.from_dict(rep.to_dict()) == rep
+
+
+def test_build_with_overlapping_eval_windows(tmp_path: Path, isolated_cache: Path) -> None:
+    _write_rig(tmp_path / "rig")
+    base = {"setup": "generic", "manifest": str(tmp_path / "rig" / "manifest.csv")}
+    plain = build_dataset(DataConfig(**base, window_length=1024))
+    ds = build_dataset(DataConfig(**base, window_length=1024, eval_hop=256))
+    assert ds.audit.passed and ds.protocol["eval_windows_overlap"] is True
+    test = ds.meta[ds.meta["split"] == "test"]
+    for _, g in test.groupby("file"):
+        assert np.all(np.diff(g["start"].to_numpy()) == 256)  # they overlap each other
+    # about 4x the test windows, but hardly more distinct samples: the evidence did not grow
+    assert ds.audit.n_test_windows > 3.5 * plain.audit.n_test_windows
+    assert plain.audit.n_test_samples_distinct == plain.audit.n_test_windows * 1024
+    assert plain.audit.n_test_samples_distinct <= ds.audit.n_test_samples_distinct
+    assert ds.audit.n_test_samples_distinct < plain.audit.n_test_samples_distinct + 4 * 1024
+    assert ds.audit.min_gap_samples >= 1024  # no eval_hop lets a window leave its region
+    # even one-sample hops with the band filter's margin keep clear of training
+    one = build_dataset(DataConfig(**base, window_length=1024, eval_hop=1, band_hz=[0, 3000]))
+    assert one.audit.passed and one.audit.margin_samples == 2 * 151
+
+
+def test_guard_gap_below_the_filter_reach_fails_the_audit(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    """Windows never leave their region, so only a guard gap narrower than the filters' reach can
+    let an evaluation window share raw input with a training window: the build must refuse it."""
+    _write_rig(tmp_path / "rig")
+    base = {"setup": "generic", "manifest": str(tmp_path / "rig" / "manifest.csv")}
+    # no filter at all (12 kHz in, 12 kHz out): adjacent regions share no raw sample
+    assert build_dataset(DataConfig(**base, window_length=1024, guard_gap=0)).audit.passed
+    with pytest.raises(
+        LeakageError,
+        match=r"split audit failed.*data.guard_gap=100 samples is smaller than the reach of the "
+        r"resampling filter and the band filter \(data.band_hz=\[0, 3000\]\).*"
+        r"Set data.guard_gap >= 302",
+    ):
+        build_dataset(
+            DataConfig(**base, window_length=1024, guard_gap=100, eval_hop=64, band_hz=[0, 3000])
+        )
+    ok = build_dataset(DataConfig(**base, window_length=1024, guard_gap=302, band_hz=[0, 3000]))
+    assert ok.audit.passed and ok.audit.min_gap_samples >= 302
+
+
+# ------------------------------------------------------------------ band filter and healthy class
+
+
+def test_band_limited_windows_match_the_filtered_recording(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    sig = _write_rig(tmp_path / "rig")
+    base = {"setup": "generic", "manifest": str(tmp_path / "rig" / "manifest.csv")}
+    ds = build_dataset(DataConfig(**base, window_length=1024, band_hz=[0, 3000]))
+    filtered = {k: band_limit(v, 12000, [0, 3000]) for k, v in sig.items()}
+    for i in range(0, len(ds), 29):
+        row = ds.meta.iloc[i]
+        src = filtered[Path(row["file"]).stem][row["start"] : row["stop"]]
+        np.testing.assert_array_equal(ds.windows[i, 0], src.astype(np.float32))
+    assert ds.protocol["band_hz"] == [0.0, 3000.0]
+    assert "lowpass 0-3000 Hz" in ds.protocol["band_filter"]
+    assert "before splitting" in ds.protocol["band_filter"]
+    assert ds.audit.margin_samples == 2 * 151  # the band filter's reach, both sides
+    # the band is part of the cache key (ints from YAML and floats from Hydra are the same key)
+    assert build_dataset(DataConfig(**base, window_length=1024, band_hz=[0.0, 3000.0])).from_cache
+    plain = build_dataset(DataConfig(**base, window_length=1024))
+    assert not plain.from_cache and plain.protocol["band_hz"] is None
+    assert not np.array_equal(plain.windows, ds.windows)
+
+
+def test_setups_name_their_healthy_class() -> None:
+    from fault_diag.data.setups import ClassSpec, Setup, default_healthy_class, get_setup
+
+    assert get_setup("cwru10").healthy_class == get_setup("cwru4").healthy_class == "normal"
+    assert default_healthy_class("cwru10", ["IR007", "B007"]) is None
+    assert default_healthy_class("generic", ["Healthy", "fault"]) == "Healthy"
+    assert default_healthy_class("generic", ["normal", "healthy"]) is None  # ambiguous
+    with pytest.raises(ConfigError, match=r"healthy_class 'ok' is not one of its classes \['a'\]"):
+        Setup("x", "x", (ClassSpec("a", {}),), healthy_class="ok")
+
+
+def test_healthy_class_of_a_generic_dataset(tmp_path: Path, isolated_cache: Path) -> None:
+    _write_rig(tmp_path / "rig")
+    manifest = tmp_path / "rig" / "manifest.csv"
+    base = {"setup": "generic", "manifest": str(manifest), "window_length": 1024}
+    ds = build_dataset(DataConfig(**base))  # a label called "healthy" is the healthy class
+    assert ds.healthy_class == "healthy" and ds.protocol["healthy_class"] == "healthy"
+    other = build_dataset(DataConfig(**base, healthy_class="faulty"))
+    assert other.healthy_class == "faulty" and other.protocol["healthy_class"] == "faulty"
+    with pytest.raises(
+        ConfigError,
+        match=r"data.healthy_class='normal' is not a class of setup 'generic': expected one of "
+        r"\['faulty', 'healthy'\]",
+    ):
+        build_dataset(DataConfig(**base, healthy_class="normal"))
+    # labels without an obvious healthy class: none
+    manifest.write_text(manifest.read_text().replace("healthy", "h").replace("faulty", "f"))
+    assert build_dataset(DataConfig(**base)).healthy_class is None

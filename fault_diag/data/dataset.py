@@ -1,12 +1,14 @@
-"""Dataset assembly: recordings -> resampled signals -> leak-free regions -> windows (+ audit, cache).
+"""Dataset assembly: recordings -> resampled (-> band-limited) signals -> leak-free regions -> windows
+(+ audit, cache).
 
 :func:`build_dataset` is the one entry point the rest of the project uses. The windows are the RAW
-signal (float32, no normalisation, no noise): noise at a given SNR is added downstream, on the raw
-signal, before any normalisation.
+signal (float32, no normalisation, no noise; band-limited when ``data.band_hz`` is set): noise at a
+given SNR is added downstream, on the raw signal, before any normalisation.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -17,10 +19,11 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from fault_diag.data import cache as _cache
-from fault_diag.data.audit import AuditReport, audit_windows
+from fault_diag.data.audit import AuditReport, audit_windows, distinct_samples
 from fault_diag.data.config import DataConfig
 from fault_diag.data.download import sha256_of
-from fault_diag.data.errors import ConfigError, HashMismatchError
+from fault_diag.data.errors import ConfigError, HashMismatchError, LeakageError
+from fault_diag.data.filters import band_filter, band_limit
 from fault_diag.data.readers import read_recording
 from fault_diag.data.resample import plan_resampling, resample
 from fault_diag.data.setups import RecordingSpec, Resolution, resolve
@@ -48,6 +51,9 @@ class WindowedDataset:
     protocol: dict[str, Any]
     audit: AuditReport
     missing: dict[str, Any]
+    # The class of undamaged machines (CWRU: "normal"), None when the setup has none: the class
+    # noisy fault windows drift to; metrics report the share of fault windows predicted as it.
+    healthy_class: str | None = None
     from_cache: bool = field(default=False, compare=False)
 
     def __len__(self) -> int:
@@ -77,9 +83,25 @@ class WindowedDataset:
         return counts.astype("int64")
 
 
+def _band(cfg: DataConfig) -> list[float] | None:
+    """``cfg.band_hz`` as floats (``[0, 4000]`` from YAML and ``[0.0, 4000.0]`` from Hydra agree)."""
+    return None if cfg.band_hz is None else [float(v) for v in cfg.band_hz]
+
+
 def _config_for_key(cfg: DataConfig) -> dict[str, Any]:
     d = cfg.to_dict()
     d.pop("root", None)  # where the files are does not change the data; their fingerprints do
+    # Fields added later are left out while unset, so entries built before they existed stay valid
+    # (a null band_hz is no filter; a null healthy_class is the setup's, read back from the setup).
+    for key in ("band_hz", "healthy_class"):
+        if d.get(key) is None:
+            d.pop(key, None)
+    band = _band(cfg)
+    if band is not None:
+        d["band_hz"] = band
+        # The filter's design enters the key too: retuning it must not serve stale filtered windows.
+        taps = band_filter(cfg.fs_hz, band).taps
+        d["band_filter_sha256"] = hashlib.sha256(np.ascontiguousarray(taps).tobytes()).hexdigest()
     return d
 
 
@@ -104,6 +126,18 @@ def build_dataset(cfg: DataConfig | Any, *, use_cache: bool = True) -> WindowedD
         if hit is not None:
             arrays, meta, info = hit
             log.info("dataset %s loaded from cache (%d windows)", cfg.setup, len(meta))
+            # Entries written before healthy_class / band_hz existed: the setup's healthy class, no
+            # filter (the key of a config that sets either differs from those entries' keys).
+            healthy = info.get("healthy_class", res.healthy_class)
+            protocol = dict(info["protocol"])
+            protocol.setdefault("healthy_class", healthy)
+            protocol.setdefault("band_hz", None)
+            protocol.setdefault("band_filter", None)
+            audit = AuditReport.from_dict(info["audit"])
+            if audit.n_test_samples_distinct is None:
+                counts = distinct_samples(meta)
+                audit.n_val_samples_distinct = counts["val"]
+                audit.n_test_samples_distinct = counts["test"]
             return WindowedDataset(
                 windows=arrays["windows"],
                 labels=arrays["labels"],
@@ -112,9 +146,10 @@ def build_dataset(cfg: DataConfig | Any, *, use_cache: bool = True) -> WindowedD
                 fs_hz=info["fs_hz"],
                 window_length=info["window_length"],
                 channel=info["channel"],
-                protocol=info["protocol"],
-                audit=AuditReport.from_dict(info["audit"]),
+                protocol=protocol,
+                audit=audit,
                 missing=info["missing"],
+                healthy_class=healthy,
                 from_cache=True,
             )
     ds = _build(cfg, res)
@@ -139,6 +174,7 @@ def _save(key: str, prefix: str, ds: WindowedDataset) -> None:
                 "protocol": ds.protocol,
                 "audit": ds.audit.to_dict(),
                 "missing": ds.missing,
+                "healthy_class": ds.healthy_class,
             },
         )
     except OSError as exc:
@@ -166,6 +202,8 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
     recordings_info: list[dict[str, Any]] = []
     resampling: dict[str, str] = {}
     margins: dict[str, int] = {}
+    band = _band(cfg)
+    band_reach = 0 if band is None else band_filter(cfg.fs_hz, band).half_length
 
     def add(col: str, values: np.ndarray) -> None:
         columns.setdefault(col, []).append(values)
@@ -177,9 +215,13 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
         sig = read_recording(spec.path, spec.channel, spec.file_number)
         plan = plan_resampling(spec.fs_hz, cfg.fs_hz)
         x = resample(sig.data, spec.fs_hz, cfg.fs_hz)
+        if band is not None:
+            # Whole recording, before the split: fd-predict filters new recordings the same way.
+            x = band_limit(x, cfg.fs_hz, band)
         resampling[spec.key] = plan.describe()
-        # An eval window and a training window share filter input when closer than two half-lengths.
-        margins[spec.key] = 2 * plan.margin_samples
+        # An output sample depends on raw samples up to (resampling + band filter) half-lengths
+        # away; an eval window and a training window share raw input when closer than twice that.
+        margins[spec.key] = 2 * (plan.margin_samples + band_reach)
         if cfg.split == "load":
             role = "load_test" if spec.load_hp in set(cfg.test_loads) else "load_train"
         else:
@@ -255,7 +297,7 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
     audit = audit_windows(meta, margins)
     protocol = _protocol(cfg, res, resampling, recordings_info)
     if not audit.passed:
-        audit.raise_if_failed()
+        _raise_leak(cfg, audit, margins)
     log.info(
         "built %s: %d windows (train %d, val %d, test %d); audit passed, min gap %s samples",
         cfg.setup,
@@ -276,7 +318,25 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
         protocol=protocol,
         audit=audit,
         missing=res.missing,
+        healthy_class=res.healthy_class,
     )
+
+
+def _raise_leak(cfg: DataConfig, audit: AuditReport, margins: dict[str, int]) -> None:
+    """Raise the audit's :class:`LeakageError`, saying which setting to change when it is the gap."""
+    try:
+        audit.raise_if_failed()
+    except LeakageError as exc:
+        need = max(margins.values(), default=0)
+        gap = cfg.effective_guard_gap
+        if gap >= need:
+            raise
+        band = "" if cfg.band_hz is None else f" and the band filter (data.band_hz={cfg.band_hz})"
+        raise LeakageError(
+            f"{exc}. data.guard_gap={gap} samples is smaller than the reach of the resampling "
+            f"filter{band}: a training and an evaluation window closer than {need} samples share "
+            f"raw input. Set data.guard_gap >= {need} (or null: one window length)"
+        ) from None
 
 
 def _protocol(
@@ -293,6 +353,13 @@ def _protocol(
         "window_length": int(cfg.window_length),
         "train_hop": int(cfg.train_hop),
         "eval_hop": cfg.effective_eval_hop,
+        "eval_windows_overlap": cfg.effective_eval_hop < int(cfg.window_length),
+        "band_hz": _band(cfg),
+        "band_filter": None
+        if cfg.band_hz is None
+        else band_filter(cfg.fs_hz, cfg.band_hz).describe()
+        + "; applied to each whole recording after resampling, before splitting",
+        "healthy_class": res.healthy_class,
         "balance": cfg.balance,
         "seed": int(cfg.seed),
         "fs_hz": int(cfg.fs_hz),

@@ -43,11 +43,23 @@ class ClassSpec:
 
 @dataclass(frozen=True)
 class Setup:
-    """A named set of classes drawn from the CWRU catalogue."""
+    """A named set of classes drawn from the CWRU catalogue.
+
+    ``healthy_class``: the class of undamaged machines, if the setup has one. Metrics such as the
+    share of fault windows predicted healthy (the "sink" noisy windows fall into) need to know it.
+    """
 
     name: str
     description: str
     classes: tuple[ClassSpec, ...]
+    healthy_class: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.healthy_class is not None and self.healthy_class not in self.class_names:
+            raise ConfigError(
+                f"setup {self.name!r}: healthy_class {self.healthy_class!r} is not one of its "
+                f"classes {self.class_names}"
+            )
 
     @property
     def class_names(self) -> list[str]:
@@ -78,6 +90,7 @@ class Resolution:
     recordings: list[RecordingSpec]
     missing: dict[str, Any]
     root: Path
+    healthy_class: str | None = None
 
 
 _DE12 = ("12k_DE",)
@@ -108,11 +121,13 @@ SETUPS: dict[str, Setup] = {
             for code, fault in _FAULTS
             for size in _SIZES
         ),
+        healthy_class="normal",
     ),
     "cwru4": Setup(
         "cwru4",
         "CWRU 12 kHz drive end, 4 classes: normal / inner race / ball / outer race @6 (0.007-0.021 in)",
         (_NORMAL,) + tuple(ClassSpec(fault, _fault_query(fault, _SIZES)) for _, fault in _FAULTS),
+        healthy_class="normal",
     ),
 }
 GENERIC = "generic"
@@ -166,6 +181,41 @@ def _selected_classes(all_names: list[str], wanted: list[str] | None, setup: str
     return list(wanted)
 
 
+#: Class names taken as the healthy class of a generic (manifest) dataset when none is configured.
+HEALTHY_NAMES = ("normal", "healthy")
+
+
+def default_healthy_class(setup: str, class_names: list[str]) -> str | None:
+    """The healthy class a setup implies for ``class_names`` (before any ``data.healthy_class``).
+
+    CWRU setups: their own (``normal``), or None when ``data.classes`` leaves it out. Generic: the one
+    class called ``normal`` or ``healthy`` (any case); None when there is none or more than one.
+    """
+    if setup != GENERIC:
+        own = get_setup(setup).healthy_class
+        return own if own in class_names else None
+    found = [c for c in class_names if c.lower() in HEALTHY_NAMES]
+    if len(found) > 1:
+        log.warning(
+            "generic setup: classes %s could each be the healthy class; none is used (set "
+            "data.healthy_class)",
+            found,
+        )
+    return found[0] if len(found) == 1 else None
+
+
+def healthy_class_for(cfg: DataConfig, class_names: list[str]) -> str | None:
+    """``cfg.healthy_class`` checked against ``class_names``, else the setup's default."""
+    if cfg.healthy_class is None:
+        return default_healthy_class(cfg.setup, class_names)
+    if cfg.healthy_class not in class_names:
+        raise ConfigError(
+            f"data.healthy_class={cfg.healthy_class!r} is not a class of setup {cfg.setup!r}: "
+            f"expected one of {class_names}, or null"
+        )
+    return cfg.healthy_class
+
+
 def recordings_root(cfg: DataConfig) -> Path:
     """Folder the recordings of ``cfg`` are read from (``cfg.root`` or ``paths.recordings_dir()``)."""
     return Path(cfg.root).expanduser().resolve() if cfg.root else paths.recordings_dir()
@@ -187,6 +237,7 @@ def resolve(cfg: DataConfig) -> Resolution:
     if not root.is_dir():
         raise _missing_folder(root, cfg.setup)
     names = _selected_classes(setup.class_names, cfg.classes, cfg.setup)
+    healthy = healthy_class_for(cfg, names)  # before any file is looked at: a config error
     cat = setup_catalogue(setup)
     cat = cat[cat["class_name"].isin(names)]
     if cfg.split == "load":
@@ -229,7 +280,7 @@ def resolve(cfg: DataConfig) -> Resolution:
     not_published = {k: v for k, v in not_published.items() if v}
     missing = _missing_record(names, missing_files, missing_loads, not_published, root)
     _check_coverage(cfg, names, present_loads, missing, cat, root)
-    return Resolution(names, recordings, missing, root)
+    return Resolution(names, recordings, missing, root, healthy)
 
 
 def _missing_record(
@@ -367,6 +418,7 @@ def resolve_manifest(cfg: DataConfig) -> Resolution:
         )
     labels = sorted(df["label"].unique())
     names = _selected_classes(labels, cfg.classes, GENERIC)
+    healthy = healthy_class_for(cfg, names)
     df = df[df["label"].isin(names)]
     if cfg.split == "load" or cfg.loads is not None:
         if "load_hp" not in df.columns:
@@ -411,7 +463,7 @@ def resolve_manifest(cfg: DataConfig) -> Resolution:
         )
     missing = _missing_record(names, missing_files, missing_loads, {}, root)
     _check_coverage(cfg, names, present_loads, missing, df, root)
-    return Resolution(names, recordings, missing, root)
+    return Resolution(names, recordings, missing, root, healthy)
 
 
 def _plain(value: Any) -> Any:
