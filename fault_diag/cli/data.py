@@ -2,7 +2,8 @@
 
     fd-data download [--setup cwru10] [--files 97 105 ...] [--base-url URL] [--dir DIR] [--json]
     fd-data verify   [--setup cwru10] [--files ...] [--strict] [--json]
-    fd-data summary  [--setup cwru10] [--split time|load] [--set key=value ...] [--no-cache] [--json]
+    fd-data summary  [--setup cwru10] [--split time|load] [--config YAML] [--set key=value ...]
+                     [--plot PROFILE.png|.svg] [--no-cache] [--json]
     fd-data catalogue [--group 12k_DE] [--json]
 
 Exit codes: 0 ok; 1 a check failed (hash mismatch, unusable setup, failed download); 2 bad arguments.
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from fault_diag import paths
@@ -78,8 +80,54 @@ def verify_report(
     }
 
 
-def summary_report(cfg: DataConfig, *, use_cache: bool = True) -> dict[str, Any]:
-    """Build ``cfg``'s dataset and describe it (windows per class x split, rates, missing, audit)."""
+def spectral_report(ds: Any, plot: str | None = None) -> dict[str, Any]:
+    """Band power profile and flags of a built dataset's training windows (plot it to ``plot``).
+
+    The training split is what a model learns its shortcuts from, and looking only at it keeps the
+    test windows untouched until the end, even by a data-processing decision such as ``band_hz``.
+    Returns shares in percent (classes x bands) and the flags (see :mod:`fault_diag.data.spectral`).
+    """
+    from fault_diag.data.spectral import band_power_profile, flag_rule, flag_spectral_outliers
+
+    x, y = ds.split("train")
+    profile = band_power_profile(x, y, ds.class_names, ds.fs_hz)
+    flags = flag_spectral_outliers(profile)
+    nyq = ds.fs_hz / 2
+    band = ds.protocol.get("band_hz")
+    rep: dict[str, Any] = {
+        "windows": "train",
+        "n_windows": int(sum(profile.n_windows)),
+        "description": (
+            f"training split, {len(y)} clean windows"
+            f"{'' if band is None else f' band-limited to {band[0]:g}-{band[1]:g} Hz'}; per class, "
+            f"the mean of each window's share of its 0-{nyq:g} Hz power (rfft, mean removed)"
+        ),
+        "bands_hz": [list(b) for b in profile.bands_hz],
+        "band_labels": profile.band_labels(),
+        "shares_percent": {
+            name: [None if np.isnan(v) else round(float(v) * 100, 6) for v in row]
+            for name, row in zip(profile.class_names, profile.shares, strict=True)
+        },
+        "class_windows": dict(zip(profile.class_names, profile.n_windows, strict=True)),
+        "rule": flag_rule(),
+        "flags": [{**f.to_dict(), "text": f.describe()} for f in flags],
+        "plot": None,
+    }
+    if plot:
+        from fault_diag.viz import plot_band_profile, save_figure  # lazy: matplotlib only here
+
+        title = f"{ds.protocol.get('setup')}: band power profile of the training windows"
+        if band is not None:
+            title += f" (band_hz {band[0]:g}-{band[1]:g})"
+        rep["plot"] = str(save_figure(plot_band_profile(profile, flags, title=title), plot))
+    return rep
+
+
+def summary_report(
+    cfg: DataConfig, *, use_cache: bool = True, plot: str | None = None
+) -> dict[str, Any]:
+    """Build ``cfg``'s dataset and describe it (windows per class x split, rates, missing, audit,
+    healthy class, band filter, band power profile + flags; the profile plot goes to ``plot``)."""
     from fault_diag.data.dataset import build_dataset
 
     ds = build_dataset(cfg, use_cache=use_cache)
@@ -100,6 +148,10 @@ def summary_report(cfg: DataConfig, *, use_cache: bool = True) -> dict[str, Any]
         },
         "missing": ds.missing,
         "audit": ds.audit.to_dict(),
+        "healthy_class": ds.healthy_class,
+        "band_hz": ds.protocol.get("band_hz"),
+        "band_filter": ds.protocol.get("band_filter"),
+        "spectral": spectral_report(ds, plot),
         "from_cache": ds.from_cache,
         "protocol": {k: v for k, v in ds.protocol.items() if k not in ("recordings", "resampling")},
     }
@@ -146,8 +198,40 @@ def _text_summary(rep: dict[str, Any]) -> str:
         f"windows, margin {a['margin_samples']} samples, closest eval window "
         f"{a['min_gap_samples']} samples from training)"
     )
+    hop = rep["protocol"].get("eval_hop")
+    overlap = "overlapping" if rep["protocol"].get("eval_windows_overlap") else "non-overlapping"
+    lines.append(
+        f"evaluation windows: {overlap} (eval_hop {hop}); distinct samples: val "
+        f"{a.get('n_val_samples_distinct')}, test {a.get('n_test_samples_distinct')}"
+    )
+    lines.append(f"healthy class: {rep['healthy_class'] or 'none'}")
+    lines.append(f"band filter: {rep['band_filter'] or 'none (data.band_hz: null)'}")
+    lines.append("")
+    lines.extend(_text_spectral(rep["spectral"]))
     lines.append(f"(from cache: {rep['from_cache']})")
     return "\n".join(lines)
+
+
+def _text_spectral(sp: dict[str, Any]) -> list[str]:
+    labels = sp["band_labels"]
+    shares = sp["shares_percent"]
+    width = max(len(c) for c in shares) + 2
+    col = max(7, *(len(b) + 1 for b in labels))
+    lines = [
+        f"band power profile, % ({sp['description']}):",
+        "class".ljust(width) + "".join(b.rjust(col) for b in labels),
+    ]
+    for name, row in shares.items():
+        cells = ("-" if v is None else f"{v:.1f}" for v in row)
+        lines.append(name.ljust(width) + "".join(c.rjust(col) for c in cells))
+    if sp["flags"]:
+        lines.append(f"spectral flags ({len(sp['flags'])}; rule: {sp['rule']}):")
+        lines.extend(f"  {f['text']}" for f in sp["flags"])
+    else:
+        lines.append(f"spectral flags: none (rule: {sp['rule']})")
+    if sp.get("plot"):
+        lines.append(f"profile plot: {sp['plot']}")
+    return lines
 
 
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -191,6 +275,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="a data YAML (e.g. conf/data/cwru10_load_split.yaml)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="DataConfig fields")
     p.add_argument("--no-cache", action="store_true", help="rebuild, do not read/write the cache")
+    p.add_argument(
+        "--plot", metavar="PATH", help="write the band power profile plot (.png or .svg)"
+    )
 
     p = sub.add_parser("catalogue", help="list the CWRU catalogue")
     p.add_argument("--group", help="normal | 12k_DE | 48k_DE | 12k_FE")
@@ -263,7 +350,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 1 if bad else 0
     if args.command == "summary":
-        rep = summary_report(_config_from_args(args), use_cache=not args.no_cache)
+        if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg"):
+            raise DataError(f"--plot {args.plot}: expected a .png or .svg path")
+        rep = summary_report(_config_from_args(args), use_cache=not args.no_cache, plot=args.plot)
         if args.json:
             _print_json(rep)
         else:
