@@ -141,6 +141,10 @@ class PredictionResult:
     verdict_mean_probability: dict[str, Any]
     verdict_majority: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    envelope: dict[str, Any] = field(default_factory=dict)  # what the model was trained on
+    warnings: list[str] = field(default_factory=list)  # where this recording falls outside it
+    band_hz: list[float] | None = None  # band-limiting applied, as in training
+    adapt_bn: bool = False  # BatchNorm statistics re-estimated on this recording (AdaBN)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -162,12 +166,19 @@ def predict_recording(
     start: int | None = None,
     stop: int | None = None,
     runtime: str = "onnx",
+    adapt_bn: bool = False,
 ) -> PredictionResult:
     """Classify ``recording`` window by window with ``bundle`` (a :class:`Bundle` or its folder).
 
     ``start``/``stop`` select samples ``[start, stop)`` of the recording at ITS OWN rate (before any
     resampling). ``channel`` defaults to the card's (a ``.mat`` variable DE/FE/BA, a CSV column or
-    ``.npz`` key; a single-column file needs none).
+    ``.npz`` key; a single-column file needs none). When the model was trained on a band-limited
+    setup (card ``band_hz``), the recording is filtered exactly as the training recordings were.
+
+    ``adapt_bn``: AdaBN (Li et al. 2016) on this recording: the network is rebuilt in torch from the
+    bundle's verified ``.pt2`` weights and its BatchNorm statistics are re-estimated on the
+    recording's own windows (unlabelled, so legitimate in deployment) before they are classified.
+    The bundle itself is not changed. A model without BatchNorm is used as it is, with a note.
     """
     from fault_diag.data.readers import read_recording
     from fault_diag.data.resample import plan_resampling, resample
@@ -196,6 +207,11 @@ def predict_recording(
     fs_model = bundle.sampling_rate_hz
     plan = plan_resampling(fs_in, fs_model)
     x = resample(x, fs_in, fs_model)
+    band_hz = bundle.card.get("band_hz")
+    if band_hz is not None:
+        from fault_diag.data.filters import band_limit
+
+        x = band_limit(x, fs_model, [float(b) for b in band_hz])
     length = bundle.window_length
     hop = length if hop is None else int(hop)
     if x.size < length:
@@ -206,7 +222,13 @@ def predict_recording(
             f"at {fs_in} Hz)"
         )
     windows, starts = cut_windows(x, length, hop)
-    probs = bundle.probabilities(windows)
+    notes = list(sig.notes)
+    if adapt_bn:
+        probs, note = _adapted_probabilities(bundle, windows)
+        if note:
+            notes.append(note)
+    else:
+        probs = bundle.probabilities(windows)
     labels = bundle.labels
     top = probs.argmax(axis=1)
     offset_model = (
@@ -254,8 +276,114 @@ def predict_recording(
             "n_windows": len(per_window),
             "fraction": float(votes[winner] / len(per_window)),
         },
-        notes=list(sig.notes),
+        notes=notes,
+        envelope=dict(bundle.card.get("envelope") or {}),
+        warnings=envelope_warnings(bundle.card, fs_in),
+        band_hz=None if band_hz is None else [float(b) for b in band_hz],
+        adapt_bn=adapt_bn,
     )
+
+
+def _adapted_probabilities(bundle: Bundle, windows: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Probabilities after AdaBN on ``windows`` (see :func:`predict_recording`), and a note."""
+    import torch
+
+    from fault_diag.export import PT2_FILE, check_pt2_archive, classifier_from_state
+    from fault_diag.training.evaluation import adapt_batchnorm, has_batchnorm
+
+    pt2 = bundle.path / PT2_FILE
+    if not pt2.is_file():
+        raise PredictError(f"{bundle.path}: --adapt-bn needs {PT2_FILE} (the torch weights)")
+    # load_bundle verified the file's sha256 against the card; check_pt2_archive refuses pickles.
+    check_pt2_archive(pt2)
+    program = torch.export.load(str(pt2))
+    state = {k: v.detach().clone() for k, v in program.state_dict.items()}
+    state.update(
+        {
+            k: v.detach().clone()
+            for k, v in program.constants.items()
+            if k in state or "running" in k or "num_batches" in k
+        }
+    )
+    model = classifier_from_state(bundle.card, state)
+    if not has_batchnorm(model):
+        return bundle.probabilities(windows), (
+            f"--adapt-bn: {bundle.card['model']['name']} has no BatchNorm layer; used as exported"
+        )
+    if windows.shape[0] < 2:
+        raise PredictError("--adapt-bn needs at least 2 windows to estimate BatchNorm statistics")
+    x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+    adapted = adapt_batchnorm(model, x)
+    with torch.no_grad():
+        logits = adapted(x).double().numpy()
+    note = (
+        f"AdaBN: BatchNorm statistics re-estimated on this recording's {windows.shape[0]} "
+        "windows (torch, weights from the bundle's .pt2)"
+    )
+    return _softmax(logits), note
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def envelope_warnings(card: dict[str, Any], fs_recording_hz: int) -> list[str]:
+    """Where a recording falls outside what the model was trained on, as far as is known for sure.
+
+    No SNR is estimated from the raw recording (its noise floor cannot be told from the fault
+    signature without labels); the warnings cover the sampling rate, the band and a single-SNR
+    (matched) model.
+    """
+    out: list[str] = []
+    env = card.get("envelope") or {}
+    fs_model = int(card["sampling_rate_hz"])
+    if fs_recording_hz < fs_model:
+        out.append(
+            f"the recording is sampled at {fs_recording_hz} Hz, below the model's {fs_model} Hz: "
+            f"it holds nothing above {fs_recording_hz / 2:g} Hz, where the training windows had "
+            "content; it was upsampled, and the verdict may not be reliable"
+        )
+    band = card.get("band_hz")
+    if band is not None and fs_recording_hz / 2 < float(band[1]):
+        out.append(
+            f"the model's band is {band[0]:g}-{band[1]:g} Hz but the recording's Nyquist "
+            f"frequency is {fs_recording_hz / 2:g} Hz"
+        )
+    protocol = env.get("protocol") or (card.get("noise_protocol") or {}).get("noise_protocol")
+    snr_range = env.get("train_snr_db_range")
+    if protocol == "matched" and snr_range is not None:
+        out.append(
+            f"this model was trained at one SNR ({snr_range[0]:g} dB, "
+            f"{', '.join(env.get('train_kinds') or [])} noise; matched protocol): on recordings "
+            "cleaner or noisier than that its accuracy can be far lower (a mixed-protocol model, "
+            "`make train`, covers a range of SNRs)"
+        )
+    elif protocol == "clean_train":
+        out.append(
+            "this model was trained on clean recordings only (clean-train protocol): noise in the "
+            "recording can send fault windows to the wrong class; --adapt-bn helps"
+        )
+    return out
+
+
+def format_envelope(env: dict[str, Any]) -> str:
+    """One line: the protocol, SNR range, kinds and band the model was trained on."""
+    if not env:
+        return "trained on: (the card records no training envelope)"
+    parts = [f"{env.get('protocol')} protocol"]
+    snr = env.get("train_snr_db_range")
+    if snr is None:
+        parts.append("clean windows")
+    else:
+        parts.append(f"SNR {snr[0]:g}..{snr[1]:g} dB" if snr[0] != snr[1] else f"SNR {snr[0]:g} dB")
+        parts.append(f"kinds {', '.join(env.get('train_kinds') or [])}")
+        if env.get("clean_fraction"):
+            parts.append(f"{float(env['clean_fraction']):.0%} clean")
+    band = env.get("band_hz")
+    parts.append(f"band {band[0]:g}-{band[1]:g} Hz" if band else "full band")
+    return "trained on: " + ", ".join(parts)
 
 
 def format_result(result: PredictionResult, max_windows: int | None = None) -> str:
@@ -271,7 +399,15 @@ def format_result(result: PredictionResult, max_windows: int | None = None) -> s
         f"recording: {r.recording} ({r.variable}, {r.fs_recording_hz} Hz from {r.fs_source}; {part})",
         f"model: {r.model} ({r.runtime}), {len(r.labels)} classes, {r.fs_model_hz} Hz, "
         f"window {r.window_length}; resampling: {r.resampling}",
-        f"{r.n_windows} windows, hop {r.hop} ({r.unused_tail_samples} tail samples unused)",
+        f"{r.n_windows} windows, hop {r.hop} ({r.unused_tail_samples} tail samples unused)"
+        + (
+            f"; band-limited to {r.band_hz[0]:g}-{r.band_hz[1]:g} Hz as in training"
+            if r.band_hz
+            else ""
+        )
+        + ("; AdaBN on this recording" if r.adapt_bn else ""),
+        format_envelope(r.envelope),
+        *[f"warning: {w}" for w in r.warnings],
         "",
         f"{'window':>6} {'start_s':>8}  {'class':<10} {'p':>6}   {'runner-up':<10} {'p':>6}",
     ]

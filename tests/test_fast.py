@@ -214,9 +214,11 @@ def test_concurrent_members_give_the_results_of_one_by_one_training(
     Float tolerance, not equality: vmap turns each member's convolution into one grouped
     convolution and each Linear into a batched matmul, which round differently from the per-member
     kernels (on the CPU a ResNet forward pass is bit-identical, FC layers and backward passes are
-    not). After 3 epochs at lr 0.1 the weights differ by at most ~3e-4 (the test allows 2e-3 times
-    the tensor's scale) and the losses by ~1e-5 relative; accuracies, best epochs, early stops and
-    the test grid are equal.
+    not). The rounding difference grows with every step at lr 0.1: measured on ResNet (2026-11-29),
+    the largest weight difference is 1.5e-4 after one epoch and 7e-3 after three (the selected
+    epoch is now the last one: ties go to the later epoch), so the test allows 1.5e-2 times the
+    tensor's scale; the losses agree to ~1e-4 relative, validation accuracies, best epochs and
+    early stops are equal, and test cells agree to two window-draws.
     """
     cfgs = compose_members(
         [
@@ -246,15 +248,22 @@ def test_concurrent_members_give_the_results_of_one_by_one_training(
             assert math.isclose(h_c["train/loss"], h_a["train/loss"], rel_tol=1e-3), (i, h_c, h_a)
             assert h_c["val/acc"] == h_a["val/acc"] and h_c["lr"] == h_a["lr"]
         assert res.best_epoch == alone.best_epoch and res.stopped_early == alone.stopped_early
-        assert res.test_metrics["test/acc"] == alone.test_metrics["test/acc"]
-        assert res.grid_accuracy == alone.grid_accuracy
+        # A handful of test windows sit on a decision boundary that the weights' rounding
+        # drift can move them across: allow two window-draws per cell, no more.
+        n_scored = len(small_dataset.split("test")[1]) * int(cfg.noise.test_draws)
+        assert res.test_metrics["test/acc"] == pytest.approx(
+            alone.test_metrics["test/acc"], abs=2.0 / n_scored
+        )
+        assert res.grid_accuracy.keys() == alone.grid_accuracy.keys()
+        for cell, acc in alone.grid_accuracy.items():
+            assert res.grid_accuracy[cell] == pytest.approx(acc, abs=2.0 / n_scored), cell
         assert res.protocol == alone.protocol
         for name, w in alone.model.state_dict().items():
             got = res.model.state_dict()[name]
             if w.is_floating_point():  # weights and BatchNorm running statistics, per member
                 err = float((got - w).abs().max())
                 worst_weight_error = max(worst_weight_error, err)
-                assert err <= 2e-3 * (1.0 + float(w.abs().max())), (
+                assert err <= 1.5e-2 * (1.0 + float(w.abs().max())), (
                     f"member {i}: {name} off by {err}"
                 )
             else:

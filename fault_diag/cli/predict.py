@@ -1,7 +1,7 @@
 """``fd-predict``: classify a recording with an exported bundle.
 
     fd-predict BUNDLE RECORDING [--fs-hz HZ] [--channel CH] [--hop N] [--start N] [--stop N]
-               [--runtime onnx|pt2] [--json] [--all]
+               [--runtime onnx|pt2] [--adapt-bn] [--json] [--all]
 
 RECORDING: ``.mat`` (CWRU file numbers take their rate from the catalogue), ``.csv``, ``.npy`` or
 ``.npz`` (these need ``--fs-hz``). ``--start``/``--stop`` select samples at the recording's own rate.
@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="onnx",
         help="onnxruntime (default) or the torch.export program",
     )
+    p.add_argument(
+        "--adapt-bn",
+        action="store_true",
+        help="AdaBN: re-estimate BatchNorm statistics on this recording's (unlabelled) windows "
+        "before classifying them (torch, from the bundle's .pt2 weights)",
+    )
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--all", action="store_true", help="print every window (default: the first 40)")
     return p
@@ -77,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             start=args.start,
             stop=args.stop,
             runtime=args.runtime,
+            adapt_bn=args.adapt_bn,
         )
     except ValueError as exc:  # PredictError, BundleError, DataError (NaN samples, unreadable file)
         print(f"fd-predict: error: {exc}", file=sys.stderr)
