@@ -284,12 +284,12 @@ def predict_recording(
     )
 
 
-def _adapted_probabilities(bundle: Bundle, windows: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """Probabilities after AdaBN on ``windows`` (see :func:`predict_recording`), and a note."""
+def torch_classifier(bundle: Bundle) -> Any:
+    """The bundle's classifier as a torch module, rebuilt from the card's model spec with the
+    weights (parameters and BatchNorm statistics) of the bundle's verified ``.pt2``."""
     import torch
 
     from fault_diag.export import PT2_FILE, check_pt2_archive, classifier_from_state
-    from fault_diag.training.evaluation import adapt_batchnorm, has_batchnorm
 
     pt2 = bundle.path / PT2_FILE
     if not pt2.is_file():
@@ -298,14 +298,16 @@ def _adapted_probabilities(bundle: Bundle, windows: np.ndarray) -> tuple[np.ndar
     check_pt2_archive(pt2)
     program = torch.export.load(str(pt2))
     state = {k: v.detach().clone() for k, v in program.state_dict.items()}
-    state.update(
-        {
-            k: v.detach().clone()
-            for k, v in program.constants.items()
-            if k in state or "running" in k or "num_batches" in k
-        }
-    )
-    model = classifier_from_state(bundle.card, state)
+    return classifier_from_state(bundle.card, state)
+
+
+def _adapted_probabilities(bundle: Bundle, windows: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Probabilities after AdaBN on ``windows`` (see :func:`predict_recording`), and a note."""
+    import torch
+
+    from fault_diag.training.evaluation import adapt_batchnorm, has_batchnorm
+
+    model = torch_classifier(bundle)
     if not has_batchnorm(model):
         return bundle.probabilities(windows), (
             f"--adapt-bn: {bundle.card['model']['name']} has no BatchNorm layer; used as exported"
@@ -444,4 +446,7 @@ __all__ = [
     "predict_recording",
     "predict_windows",
     "recording_rate",
+    "torch_classifier",
+    "envelope_warnings",
+    "format_envelope",
 ]

@@ -327,3 +327,71 @@ def test_fd_export_from_a_registered_alias(trained, tmp_path: Path, monkeypatch,
     ):
         export_from_source(f"models:/{REGISTERED}@nope", tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------- envelope, band, AdaBN (issue 12/13)
+
+
+def test_predict_prints_the_training_envelope_and_warns_for_a_single_snr_model(
+    trained, cwru_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, out, err = _fd_predict_inproc(capsys, trained["bundle"], str(cwru_dir / "106.mat"))
+    assert code == 0, err
+    assert "trained on: matched protocol, SNR 0 dB, kinds gaussian, full band" in out
+    assert "warning: this model was trained at one SNR (0 dB" in out
+
+
+def test_a_band_limited_card_filters_the_recording_as_in_training(trained, cwru_dir: Path) -> None:
+    from fault_diag.data.filters import band_limit
+    from fault_diag.data.readers import read_recording
+    from fault_diag.export import load_bundle
+    from fault_diag.predict import cut_windows, predict_recording
+
+    bundle = load_bundle(trained["bundle"])
+    plain = predict_recording(bundle, cwru_dir / "106.mat")
+    assert plain.band_hz is None
+    bundle.card["band_hz"] = [0.0, 4000.0]  # as a band-limited training run writes it
+    res = predict_recording(bundle, cwru_dir / "106.mat")
+    assert res.band_hz == [0.0, 4000.0]
+    x = band_limit(read_recording(cwru_dir / "106.mat", "DE").data, 12000, [0.0, 4000.0])
+    windows, _ = cut_windows(x, 2048, 2048)
+    expected = bundle.probabilities(windows)
+    got = np.array([[w.probabilities[lab] for lab in bundle.labels] for w in res.windows])
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(
+        got, [[w.probabilities[lab] for lab in bundle.labels] for w in plain.windows]
+    )
+
+
+def test_adapt_bn_rebuilds_the_bundle_model_and_adapts_only_batchnorm(
+    trained, cwru_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import torch
+
+    from fault_diag.export import load_bundle
+    from fault_diag.predict import torch_classifier
+
+    bundle = load_bundle(trained["bundle"])
+    model = torch_classifier(bundle)
+    x = np.random.default_rng(0).normal(size=(5, 1, 2048)).astype(np.float32)
+    with torch.no_grad():  # the rebuilt module is the exported classifier
+        np.testing.assert_allclose(
+            model(torch.from_numpy(x)).numpy(), bundle.logits(x), rtol=1e-4, atol=1e-5
+        )
+    code, out, err = _fd_predict_inproc(
+        capsys, trained["bundle"], str(cwru_dir / "106.mat"), "--adapt-bn", "--json"
+    )
+    assert code == 0, err
+    adapted = json.loads(out)
+    assert adapted["adapt_bn"] is True
+    assert any(n.startswith("AdaBN: BatchNorm statistics re-estimated") for n in adapted["notes"])
+    code, out, _ = _fd_predict_inproc(
+        capsys, trained["bundle"], str(cwru_dir / "106.mat"), "--json"
+    )
+    plain = json.loads(out)
+    assert adapted["mean_probability"] != plain["mean_probability"]
+    # The bundle on disk is untouched: the plain verdict is the same after an adapted one.
+    code, out, _ = _fd_predict_inproc(
+        capsys, trained["bundle"], str(cwru_dir / "106.mat"), "--json"
+    )
+    assert json.loads(out)["mean_probability"] == plain["mean_probability"]
