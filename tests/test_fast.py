@@ -45,6 +45,7 @@ from fault_diag.training.loop import (
 
 # Small real-data runs, as tests/test_train.py's SMALL: 0 HP files, non-overlapping training windows.
 SMALL = [
+    "noise=gaussian",  # matched runs (the default noise group is mixed)
     "data.loads=[0]",
     "data.train_hop=2048",
     "trainer.progress=false",
@@ -228,7 +229,7 @@ def test_concurrent_members_give_the_results_of_one_by_one_training(
             "trainer.early_stopping_patience=1",
             "trainer.lr_milestones=[0.6]",
         ],
-        ["noise=gaussian,pink,laplacian"],
+        ["noise.kind=gaussian,pink,laplacian"],
     )
     for i, (cfg, snr_db) in enumerate(zip(cfgs, (-2.0, 4.0, 0.0), strict=True)):
         cfg.noise.snr_db = snr_db

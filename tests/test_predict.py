@@ -44,6 +44,7 @@ SMALL = [
     "trainer.progress=false",
     "trainer.num_threads=1",
     "trainer.epochs=1",
+    "noise=gaussian",  # matched (the default noise group is mixed)
     "noise.snr_db=0",
     "noise.test_snr_grid_db=[0]",
     "noise.test_kinds=[gaussian]",

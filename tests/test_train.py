@@ -29,6 +29,7 @@ SMALL = [
     "data.train_hop=2048",
     "trainer.progress=false",
     "trainer.num_threads=1",
+    "noise=gaussian",  # matched (the default noise group is mixed)
     "noise.snr_db=0",
     "noise.test_snr_grid_db=[-4,4]",
     "noise.test_kinds=[gaussian,pink]",
@@ -217,11 +218,22 @@ def _checkpoint_epoch(path: Path) -> int:
         return 0
 
 
+MIXED = [
+    *(a for a in SMALL if not a.startswith("noise")),
+    "noise=mixed",
+    "noise.test_snr_grid_db=[-4,4]",
+    "noise.test_kinds=[gaussian,pink]",
+    "noise.train_kinds=[gaussian,pink,laplacian]",
+]
+
+
+@pytest.mark.parametrize("protocol", ["matched", "mixed"])
 def test_killed_run_resumes_to_the_same_metrics(
-    tmp_path: Path, cwru_dir: Path, shared_cache: Path
+    protocol: str, tmp_path: Path, cwru_dir: Path, shared_cache: Path
 ) -> None:
     env = _env(tmp_path, cwru_dir, shared_cache)
-    args = [*SMALL, "trainer.epochs=5", "tracking=none", "trainer.lr_milestones=[0.6]"]
+    base = SMALL if protocol == "matched" else MIXED
+    args = [*base, "trainer.epochs=5", "tracking=none", "trainer.lr_milestones=[0.6]"]
     # Reference: uninterrupted.
     ref = _fd_train([*args, f"hydra.run.dir={tmp_path}/ref"], env)
     assert ref.returncode == 0, ref.stderr[-4000:]
