@@ -9,7 +9,7 @@ EXTRAS ?= dev,export,mat73,sweeps
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all data train sweep sweep-smoke study study-cpu study-reduced report bench ui lint format typecheck clean
+.PHONY: help install test test-slow test-all data train train-matched targets verdicts sweep sweep-smoke study study-cpu study-reduced report bench ui lint format typecheck clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -36,9 +36,24 @@ data: $(STAMP) ## download / verify the CWRU files (or use FAULT_DIAG_DATA_DIR)
 	$(VENV)/bin/fd-data download --setup cwru10
 	$(VENV)/bin/fd-data verify
 
-train: $(STAMP) ## the main job: DRSN-CW on cwru10, Gaussian noise at 0 dB (ARGS='model=resnet1d ...')
+train: $(STAMP) ## the main job: a deployable DRSN-CW for any SNR (mixed protocol, cwru10; 2-4 min)
 	$(VENV)/bin/fd-data download --setup cwru10
 	$(VENV)/bin/fd-train experiment=quickstart $(ARGS)
+
+train-matched: $(STAMP) ## DRSN-CW matched at 0 dB Gaussian (the DRSN paper's protocol; a one-SNR specialist)
+	$(VENV)/bin/fd-data download --setup cwru10
+	$(VENV)/bin/fd-train experiment=quickstart_matched $(ARGS)
+
+TARGETS_OUT ?= docs/results/targets
+targets: $(STAMP) ## mixed DRSN-CW vs matched specialists, full band and 0-4 kHz, seeds 0-2 (78 jobs, ~75 min on 2 cores)
+	$(VENV)/bin/fd-data download --setup cwru10
+	$(VENV)/bin/fd-train sweep=targets_mixed $(ARGS)
+	$(VENV)/bin/fd-train sweep=targets_matched $(ARGS)
+	$(PY) scripts/mixed_targets.py --experiment mixed_targets --out $(TARGETS_OUT)
+
+VERDICT_RUN ?=
+verdicts: $(STAMP) ## fd-predict verdicts of a mixed model on every recording, clean and at 0 dB (VERDICT_RUN=<run folder>)
+	$(PY) scripts/verdicts.py --run "$(VERDICT_RUN)" --out docs/results/verdicts.md $(ARGS)
 
 sweep: $(STAMP) ## the SNR x noise x model x seed sweep, parallel jobs (ARGS to override)
 	$(VENV)/bin/fd-data download --setup cwru10
