@@ -190,9 +190,15 @@ def flatten_params(cfg: DictConfig) -> dict[str, str]:
 def default_run_name(cfg: DictConfig) -> str:
     """A readable run name: model, noise condition, protocol and seed (``drsn_cw-gaussian@0dB-s0``)."""
     nz = cfg.noise
-    cond = (
-        "clean" if nz.kind == "none" or nz.snr_db is None else f"{nz.kind}@{float(nz.snr_db):g}dB"
-    )
+    if nz.protocol == "mixed":
+        low, high = (float(v) for v in nz.train_snr_db_range)
+        cond = f"{low:g}..{high:g}dB"
+    else:
+        cond = (
+            "clean"
+            if nz.kind == "none" or nz.snr_db is None
+            else f"{nz.kind}@{float(nz.snr_db):g}dB"
+        )
     proto = "" if nz.protocol == "matched" else f"-{nz.protocol}"
     return f"{cfg.model.name}-{cond}{proto}-s{cfg.trainer.seed}"
 
