@@ -415,9 +415,11 @@ def _print_summary(
         cond = "clean"
     else:
         cond = f"{p['train_noise']} noise at {p['train_snr_db']:g} dB"
+    band = cfg.data.get("band_hz")
+    setup = cfg.data.setup + (f" band-limited to {band[0]:g}-{band[1]:g} Hz" if band else "")
     lines = [
         "",
-        f"{cfg.model.name} on {cfg.data.setup} ({p['noise_protocol']} protocol, trained {cond}), "
+        f"{cfg.model.name} on {setup} ({p['noise_protocol']} protocol, trained {cond}), "
         f"best epoch {result.best_epoch} by {p.get('select', 'val_acc')} "
         f"(val acc {result.best_val_acc:.4f}), {result.seconds:.0f} s",
     ]
