@@ -155,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.runs_csv} does not exist (run fd-report first)", file=sys.stderr)
         return 2
     runs = pd.read_csv(args.runs_csv)
+    # fd-report now names the accuracy column ``acc`` (runs.csv files written before: ``test_acc``)
+    # and adds AdaBN rows (``variant``): these tables are about plain accuracy, one row per key
+    if "test_acc" not in runs and "acc" in runs:
+        runs = runs.rename(columns={"acc": "test_acc"})
+    if "variant" in runs:
+        runs = runs[runs["variant"] == "plain"]
     missing = {"model", "protocol", "noise", "snr_db", "seed", "test_acc", "row"} - set(runs)
     if missing:
         print(f"error: {args.runs_csv} lacks columns {sorted(missing)}", file=sys.stderr)
