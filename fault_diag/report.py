@@ -1,20 +1,28 @@
-"""Results reports from the MLflow store: a tidy table, an accuracy-vs-SNR summary, plots.
+"""Results reports from the MLflow store: tidy tables, intervals, paired comparisons, figures.
 
 Runs are selected by sweep (the ``sweep_id`` tag every job of a multirun carries, or the sweep folder
 holding ``mlflow_parent_run.json``) or by experiment plus an MLflow filter string. Every finished
-training run gives one row at its own test condition:
+training run gives one row per evaluated condition and variant (metric names:
+:mod:`fault_diag.metric_names`):
 
-- ``matched`` protocol (DRSN paper): tested at the training noise and SNR (``test/acc``,
-  ``test/macro_f1``);
-- ``clean_train`` protocol (WDCNN): a ``test_noise = none`` row (clean test set) plus one row per
-  point of its test grid (``test/acc/<kind>/<snr>dB``; macro-F1 is not logged there).
+- ``matched`` protocol (DRSN paper): its curve point is the training condition (``row = test``,
+  tested at the training noise and SNR); a clean row (``row = clean``) and grid rows
+  (``row = grid``) when it logged them;
+- ``clean_train`` protocol (WDCNN) and ``mixed`` (trained on a mixture of SNRs/kinds): the clean test
+  set (``row = test``, ``test_noise = none``) plus one row per point of the test grid; a mixed run's
+  own training mixture is ``row = train``;
+- ``variant``: ``plain``, or ``adabn`` (BatchNorm statistics re-estimated on the test windows of the
+  condition, a different method: never pooled with plain rows).
 
-The accuracy-vs-SNR figure has one panel per noise type and one line per model (per protocol when
-several are mixed), mean +/- std over seeds; the x axis is the test SNR (for matched runs the
-training SNR, which is the same). For DRSN models a second figure shows the learned soft threshold
-(mean over the units of each stage, measured on the test windows at the training condition) against
-the training SNR. Files: ``runs.csv`` (tidy), ``summary.csv`` (mean/std/n over seeds),
-``report.md``, ``accuracy_vs_snr.png``, ``thresholds_vs_snr.png``; logged under ``report/`` of the
+The headline metric is balanced accuracy (``bal_acc``); runs logged before it existed report plain
+accuracy instead, and the report says so. Each cell (protocol, model, variant, test condition) gets
+the mean over seeds and a 95 % bootstrap interval (:mod:`fault_diag.stats`): two-level (seeds, then
+windows within class) when every run of the cell logged ``window_scores.npz``, seeds only otherwise.
+Every model is compared with a baseline (default ``resnet1d`` when present) on paired cells:
+Wilcoxon signed-rank over independent units, Holm's correction per protocol/variant family.
+
+Files: ``runs.csv`` (tidy), ``summary.csv`` (per cell), ``comparisons.csv``, ``report.md``,
+``accuracy_vs_snr.png``/``.svg``, ``thresholds_vs_snr.png``; logged under ``report/`` of the
 sweep's parent run.
 """
 
@@ -27,6 +35,8 @@ import os
 import re
 import shutil
 import tempfile
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +44,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fault_diag.metric_names import (
+    ADABN,
+    CONDITION_METRICS,
+    HEADLINE_METRIC,
+    PLAIN,
+    WINDOW_SCORES_ARTIFACT,
+    condition_suffix,
+    parse_metric_name,
+)
+from fault_diag.stats import (
+    DEFAULT_N_BOOT,
+    WindowSample,
+    cell_interval,
+    holm,
+    paired_comparison,
+    window_sample,
+)
+
 log = logging.getLogger(__name__)
 
-GRID_METRIC = re.compile(r"^test/acc/(?P<kind>[^/]+)/(?P<snr>-?\d+(?:\.\d+)?)dB$")
 THRESHOLD_METRIC = re.compile(r"^threshold/(?P<unit>.+)$")
 STAGE = re.compile(r"(stage\d+)")
 TIDY_COLUMNS = [
@@ -46,17 +73,45 @@ TIDY_COLUMNS = [
     "noise",
     "snr_db",
     "seed",
+    "variant",
+    "row",
+    "condition",
     "test_noise",
     "test_snr_db",
-    "test_acc",
-    "macro_f1",
-    "row",
+    *CONDITION_METRICS,  # acc, bal_acc, macro_f1, healthy_share
+    "test_draws",
+    "healthy_class",
+    "window_scores",
     "data_setup",
     "split",
     "sweep_id",
 ]
-GROUP_KEYS = ["model", "protocol", "noise", "snr_db", "test_noise", "test_snr_db", "row"]
+#: One cell of the summary: the runs (seeds) that share all of these.
+GROUP_KEYS = [
+    "protocol",
+    "model",
+    "variant",
+    "data_setup",
+    "noise",
+    "snr_db",
+    "row",
+    "test_noise",
+    "test_snr_db",
+]
+#: What pairs a model's row with the baseline's (the training condition too: two matched runs of
+#: one seed at different training SNRs share their grid rows' test condition).
+PAIR_KEYS = ["data_setup", "noise", "snr_db", "test_noise", "test_snr_db", "seed"]
+#: Rows of one unit come from one pair of training runs (same seed and training condition).
+UNIT_KEYS = ["data_setup", "noise", "snr_db", "seed"]
 NOISE_ORDER = ["gaussian", "laplacian", "pink"]
+PROTOCOL_ORDER = ["matched", "clean_train", "mixed"]
+#: Protocols whose curve is the test grid (+ the clean test set), not the training condition.
+GRID_PROTOCOLS = ("clean_train", "mixed")
+DEFAULT_BASELINE = "resnet1d"
+ALPHA = 0.05
+#: Above this many rows report.md points to runs.csv instead of repeating it.
+MAX_MD_ROWS = 400
+METRIC_LABELS = {"bal_acc": "balanced accuracy", "acc": "accuracy"}
 
 
 class ReportError(ValueError):
@@ -186,6 +241,90 @@ def select_runs(
     return RunSelection(runs, title, uri, parent_id, sweep_id, skipped)
 
 
+# ---------------------------------------------------------------------------- window scores
+
+
+@dataclass(frozen=True)
+class WindowScores:
+    """A run's ``window_scores.npz`` (see :data:`fault_diag.metric_names.WINDOW_SCORES_ARTIFACT`).
+
+    ``correct[i, w]`` / ``healthy[i, w]``: fraction of the ``draws`` test-noise draws in which window
+    ``w`` was classified correctly / predicted healthy under condition ``conditions[i]``.
+    """
+
+    labels: np.ndarray
+    class_names: list[str]
+    healthy_label: int | None
+    conditions: list[str]
+    correct: np.ndarray
+    healthy: np.ndarray
+    draws: int | None
+
+    def sample(self, condition: str, metric: str) -> WindowSample | None:
+        """The :class:`~fault_diag.stats.WindowSample` of ``metric`` under ``condition``, or None
+        when the condition is not in the file or the metric is undefined (no healthy class)."""
+        if condition not in self.conditions:
+            return None
+        i = self.conditions.index(condition)
+        scores = self.healthy[i] if metric == "healthy_share" else self.correct[i]
+        return window_sample(scores, self.labels, metric, self.healthy_label, self.draws)
+
+
+def read_window_scores(path: str | Path) -> WindowScores:
+    """Read and check a ``window_scores.npz``; ``ValueError`` says what is wrong with it."""
+    with np.load(path, allow_pickle=False) as npz:
+        missing = {"labels", "class_names", "conditions", "correct", "healthy"} - set(npz.files)
+        if missing:
+            raise ValueError(f"{path}: missing arrays {sorted(missing)}")
+        labels = np.asarray(npz["labels"]).astype(np.int64)
+        class_names = [str(c) for c in npz["class_names"]]
+        conditions = [str(c) for c in npz["conditions"]]
+        correct = np.asarray(npz["correct"], dtype=np.float64)
+        healthy = np.asarray(npz["healthy"], dtype=np.float64)
+        healthy_class = str(npz["healthy_class"]) if "healthy_class" in npz.files else ""
+        draws = int(npz["test_draws"]) if "test_draws" in npz.files else None
+    shape = (len(conditions), labels.size)
+    if labels.ndim != 1 or correct.shape != shape or healthy.shape != shape:
+        raise ValueError(
+            f"{path}: correct {correct.shape} / healthy {healthy.shape} should be "
+            f"(conditions, windows) = {shape}"
+        )
+    if len(set(conditions)) != len(conditions):
+        raise ValueError(f"{path}: repeated conditions {conditions}")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise ValueError(f"{path}: labels outside 0..{len(class_names) - 1}")
+    if healthy_class and healthy_class not in class_names:
+        raise ValueError(f"{path}: healthy class {healthy_class!r} not in {class_names}")
+    healthy_label = class_names.index(healthy_class) if healthy_class else None
+    return WindowScores(labels, class_names, healthy_label, conditions, correct, healthy, draws)
+
+
+def load_window_scores(selection: RunSelection) -> dict[str, WindowScores]:
+    """``window_scores.npz`` of every selected run that logged one, by run id.
+
+    A run without it, or with a file that cannot be read, is simply absent (its cells fall back to
+    seed-only intervals); unreadable files are logged as warnings.
+    """
+    from fault_diag.tracking import get_client
+
+    client = get_client(selection.tracking_uri)
+    found: dict[str, WindowScores] = {}
+    with tempfile.TemporaryDirectory(prefix="fd-report-") as tmp:
+        for run in selection.runs:
+            rid = run.info.run_id
+            try:
+                names = {a.path for a in client.list_artifacts(rid)}
+                if WINDOW_SCORES_ARTIFACT not in names:
+                    continue
+                dst = Path(tmp) / rid
+                dst.mkdir()
+                local = client.download_artifacts(rid, WINDOW_SCORES_ARTIFACT, str(dst))
+                found[rid] = read_window_scores(local)
+            except Exception as exc:  # a broken artifact must not sink the whole report
+                log.warning("run %s: %s not used: %s", rid, WINDOW_SCORES_ARTIFACT, exc)
+    return found
+
+
 # ---------------------------------------------------------------------------------- tables
 
 
@@ -201,19 +340,44 @@ def _int_or_nan(text: Any) -> float:
     return value if math.isnan(value) else int(value)
 
 
-def tidy_table(runs: list[Any]) -> pd.DataFrame:
-    """One row per (run, test condition); columns :data:`TIDY_COLUMNS`."""
+def _conditions(metrics: Mapping[str, float]) -> dict[tuple[Any, ...], dict[str, float]]:
+    """Per-condition metrics of a run: ``{(scope, kind, snr_db, variant): {metric: value}}``."""
+    out: dict[tuple[Any, ...], dict[str, float]] = {}
+    for name, value in metrics.items():
+        key = parse_metric_name(name)
+        if key is not None:
+            slot = out.setdefault((key.scope, key.kind, key.snr_db, key.variant), {})
+            slot[key.metric] = value
+    return out
+
+
+def _condition_text(scope: str, kind: str | None, snr_db: float | None, variant: str) -> str:
+    """The condition as ``window_scores.npz`` names it: ``train``, ``clean``, ``<kind>/<snr>dB``,
+    with ``/adabn`` for the AdaBN variant."""
+    text = "train" if scope == "train" else condition_suffix(kind, snr_db, clean=scope == "clean")
+    return text + (f"/{ADABN}" if variant == ADABN else "")
+
+
+def tidy_table(runs: list[Any], windows: Mapping[str, WindowScores] | None = None) -> pd.DataFrame:
+    """One row per (run, test condition, variant); columns :data:`TIDY_COLUMNS`.
+
+    ``windows`` (run id -> its window scores) only fills the ``window_scores`` column: whether the
+    run's file has this row's condition. Metrics a run did not log are NaN.
+    """
+    windows = windows or {}
     rows: list[dict[str, Any]] = []
     for run in runs:
-        tags, metrics = run.data.tags, run.data.metrics
+        tags = run.data.tags
         protocol = tags.get("protocol", "matched")
-        base = {
+        base: dict[str, Any] = {
             "run_id": run.info.run_id,
             "model": tags.get("model", "?"),
             "protocol": protocol,
             "noise": tags.get("noise", "?"),
             "snr_db": _float(tags.get("snr_db")),
             "seed": _int_or_nan(tags.get("seed")),
+            "test_draws": _int_or_nan(tags.get("test_draws")),
+            "healthy_class": tags.get("healthy_class", ""),
             "data_setup": tags.get("data_setup", ""),
             "split": tags.get("split", ""),
             "sweep_id": tags.get("sweep_id", ""),
@@ -221,58 +385,227 @@ def tidy_table(runs: list[Any]) -> pd.DataFrame:
         if protocol == "clean_train":
             base["noise"] = "none"  # the training noise; the tag holds the (unused) noise kind
             base["snr_db"] = math.nan
+        scores = windows.get(run.info.run_id)
+        conditions = _conditions(run.data.metrics)
+
+        def add(
+            values: dict[str, float],
+            row: str,
+            test_noise: str,
+            test_snr_db: float,
+            condition: str,
+            base: dict[str, Any] = base,
+            scores: WindowScores | None = scores,
+        ) -> None:
             rows.append(
                 {
                     **base,
-                    "test_noise": "none",
-                    "test_snr_db": math.nan,
-                    "test_acc": metrics["test/acc"],
-                    "macro_f1": metrics.get("test/macro_f1", math.nan),
-                    "row": "test",
+                    **{m: values.get(m, math.nan) for m in CONDITION_METRICS},
+                    "variant": ADABN if condition.endswith(f"/{ADABN}") else PLAIN,
+                    "row": row,
+                    "condition": condition,
+                    "test_noise": test_noise,
+                    "test_snr_db": test_snr_db,
+                    "window_scores": scores is not None and condition in scores.conditions,
                 }
             )
-            for name, value in metrics.items():
-                m = GRID_METRIC.match(name)
-                if m:
-                    rows.append(
-                        {
-                            **base,
-                            "test_noise": m["kind"],
-                            "test_snr_db": float(m["snr"]),
-                            "test_acc": value,
-                            "macro_f1": math.nan,
-                            "row": "grid",
-                        }
+
+        for variant in (PLAIN, ADABN):
+            train = conditions.get(("train", None, None, variant))
+            clean = conditions.get(("clean", None, None, variant))
+            if protocol == "clean_train":
+                # trained clean: the training condition is the clean test set (old runs logged
+                # macro-F1 only there, new ones everything under /clean too)
+                if train is not None or clean is not None:
+                    scope = "clean" if clean is not None else "train"
+                    merged = {**(train or {}), **(clean or {})}
+                    add(
+                        merged,
+                        "test",
+                        "none",
+                        math.nan,
+                        _condition_text(scope, None, None, variant),
                     )
-        else:
-            rows.append(
-                {
-                    **base,
-                    "test_noise": base["noise"],
-                    "test_snr_db": base["snr_db"],
-                    "test_acc": metrics["test/acc"],
-                    "macro_f1": metrics.get("test/macro_f1", math.nan),
-                    "row": "test",
-                }
+            elif protocol == "mixed":
+                if clean is not None:
+                    add(
+                        clean,
+                        "test",
+                        "none",
+                        math.nan,
+                        _condition_text("clean", None, None, variant),
+                    )
+                if train is not None:
+                    add(
+                        train,
+                        "train",
+                        "mixture",
+                        math.nan,
+                        _condition_text("train", None, None, variant),
+                    )
+            else:
+                if train is not None:
+                    condition = _condition_text("train", None, None, variant)
+                    add(train, "test", base["noise"], base["snr_db"], condition)
+                if clean is not None:
+                    add(
+                        clean,
+                        "clean",
+                        "none",
+                        math.nan,
+                        _condition_text("clean", None, None, variant),
+                    )
+            grid = sorted(
+                (k for k in conditions if k[0] == "grid" and k[3] == variant),
+                key=lambda k: (str(k[1]), float(k[2])),
             )
+            for key in grid:
+                _, kind, snr, _ = key
+                add(conditions[key], "grid", kind, snr, _condition_text("grid", kind, snr, variant))
     table = pd.DataFrame(rows, columns=TIDY_COLUMNS)
+    table["window_scores"] = table["window_scores"].astype(bool)
     return table.sort_values(
-        ["protocol", "model", "test_noise", "test_snr_db", "seed", "run_id"], na_position="first"
+        ["protocol", "model", "variant", "row", "test_noise", "test_snr_db", "seed", "run_id"],
+        na_position="first",
     ).reset_index(drop=True)
 
 
-def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (ddof 1; NaN for one seed) and count over seeds of accuracy and macro-F1."""
-    grouped = table.groupby(GROUP_KEYS, dropna=False, sort=True)
-    out = grouped.agg(
-        acc_mean=("test_acc", "mean"),
-        acc_std=("test_acc", "std"),
-        macro_f1_mean=("macro_f1", "mean"),
-        macro_f1_std=("macro_f1", "std"),
-        n_seeds=("seed", "nunique"),
-        n_runs=("run_id", "nunique"),
-    )
-    return out.reset_index()
+def _cell_rng(seed: int, key: tuple[Any, ...], metric: str) -> np.random.Generator:
+    """A generator per (cell, metric): a cell's interval does not depend on which other cells the
+    report holds or on their order, so reports of overlapping selections agree."""
+    return np.random.default_rng([seed, zlib.crc32(repr((key, metric)).encode())])
+
+
+def _window_samples(
+    run_ids: np.ndarray,
+    conditions: np.ndarray,
+    logged: np.ndarray,
+    metric: str,
+    windows: Mapping[str, WindowScores],
+    notes: list[str],
+) -> list[WindowSample] | None:
+    """The window samples of the runs of a cell (``run_ids[i]`` under ``conditions[i]``), or None
+    unless every run has one that agrees with its ``logged`` metric (a disagreement would make the
+    interval describe other numbers than the table)."""
+    samples = []
+    for rid, condition, value in zip(run_ids, conditions, logged, strict=True):
+        scores = windows.get(rid)
+        if scores is None:
+            return None
+        try:
+            sample = scores.sample(condition, metric)
+        except ValueError as exc:
+            notes.append(f"run {rid}, {condition}: window scores not used ({exc}).")
+            return None
+        if sample is None:
+            return None
+        if not math.isclose(sample.metric, value, rel_tol=0, abs_tol=1e-6):
+            notes.append(
+                f"run {rid}, {condition}: {metric} from the window scores "
+                f"{sample.metric:.6f} != logged {value:.6f}; seed-only interval."
+            )
+            return None
+        samples.append(sample)
+    return samples
+
+
+SUMMARY_COLUMNS = [
+    *GROUP_KEYS,
+    "n_seeds",
+    "n_runs",
+    *(f"{m}_{s}" for m in CONDITION_METRICS for s in ("mean", "std")),
+    "score_metric",
+    "score_mean",
+    "score_low",
+    "score_high",
+    "healthy_share_low",
+    "healthy_share_high",
+    "interval",
+    "test_draws",
+]
+
+
+def summary_table(
+    table: pd.DataFrame,
+    windows: Mapping[str, WindowScores] | None = None,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    notes: list[str] | None = None,
+) -> pd.DataFrame:
+    """One row per cell (:data:`GROUP_KEYS`): mean, std (ddof 1; NaN for one seed) and count over
+    seeds of each metric; the headline ``score`` (``bal_acc``, or ``acc`` where a run of the cell
+    lacks it) and ``healthy_share`` (over the runs that logged it) with a 95 % bootstrap interval
+    (``interval``: how it was drawn). Columns :data:`SUMMARY_COLUMNS`.
+
+    ``windows``: run id -> window scores, for the two-level bootstrap; ``seed``: the bootstrap seed
+    (fixed, so a report regenerates exactly); ``notes`` collects what the report should mention.
+    """
+    windows = windows or {}
+    notes = notes if notes is not None else []
+    if table.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    table = table.sort_values(["seed", "run_id"], kind="stable").reset_index(drop=True)
+    groups = table.groupby(GROUP_KEYS, dropna=False, sort=True)
+    agg = {"n_seeds": ("seed", "nunique"), "n_runs": ("run_id", "nunique")}
+    for m in CONDITION_METRICS:
+        agg[f"{m}_mean"] = (m, "mean")
+        agg[f"{m}_std"] = (m, "std")
+    summary = groups.agg(**agg)
+    # The intervals, one cell at a time on plain arrays (pandas per cell costs more than the
+    # bootstrap itself on a few hundred runs).
+    # rows of each cell, in the order of summary's index (ngroup numbers the sorted groups;
+    # groups.indices cannot be looked up by keys holding NaN)
+    codes = groups.ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(summary) + 1))
+    run_ids = table["run_id"].to_numpy(object)
+    conditions = table["condition"].to_numpy(object)
+    has_windows = table["window_scores"].to_numpy(bool)
+    values = {m: table[m].to_numpy(float) for m in ("acc", HEADLINE_METRIC, "healthy_share")}
+    draws = table["test_draws"].to_numpy(float)
+    extra: dict[str, list[Any]] = {c: [] for c in SUMMARY_COLUMNS[len(GROUP_KEYS) + 2 + 8 :]}
+    for cell, key in enumerate(summary.index):
+        idx = order[bounds[cell] : bounds[cell + 1]]
+        score = HEADLINE_METRIC if not np.isnan(values[HEADLINE_METRIC][idx]).any() else "acc"
+        iv = cell_interval(
+            values[score][idx],
+            _window_samples(
+                run_ids[idx], conditions[idx], values[score][idx], score, windows, notes
+            )
+            if windows and has_windows[idx].all()
+            else None,
+            n_boot=n_boot,
+            rng=_cell_rng(seed, key, score),
+        )
+        healthy = idx[~np.isnan(values["healthy_share"][idx])]  # old runs did not log it
+        hv = cell_interval(
+            values["healthy_share"][healthy],
+            _window_samples(
+                run_ids[healthy],
+                conditions[healthy],
+                values["healthy_share"][healthy],
+                "healthy_share",
+                windows,
+                notes,
+            )
+            if windows and healthy.size and has_windows[healthy].all()
+            else None,
+            n_boot=n_boot,
+            rng=_cell_rng(seed, key, "healthy_share"),
+        )
+        cell_draws = np.unique(draws[idx][~np.isnan(draws[idx])])
+        extra["score_metric"].append(score)
+        extra["score_mean"].append(iv.mean)
+        extra["score_low"].append(iv.low)
+        extra["score_high"].append(iv.high)
+        extra["healthy_share_low"].append(hv.low)
+        extra["healthy_share_high"].append(hv.high)
+        extra["interval"].append(iv.method)
+        extra["test_draws"].append(int(cell_draws[0]) if cell_draws.size == 1 else math.nan)
+    for column, column_values in extra.items():
+        summary[column] = column_values
+    return summary.reset_index()[SUMMARY_COLUMNS]
 
 
 def threshold_table(runs: list[Any]) -> pd.DataFrame:
@@ -319,27 +652,136 @@ def threshold_table(runs: list[Any]) -> pd.DataFrame:
 
 
 def curve_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows on an accuracy-vs-SNR curve: matched runs at their SNR, clean-train runs' grid points.
+    """The rows on an accuracy-vs-SNR curve: matched runs at their own (noisy) condition,
+    clean-train and mixed runs on their test grid. Works on the tidy and the summary tables (both
+    have ``protocol``, ``row``, ``test_snr_db``)."""
+    grid_protocol = table["protocol"].isin(GRID_PROTOCOLS)
+    matched = ~grid_protocol & (table["row"] == "test") & table["test_snr_db"].notna()
+    return table[matched | (grid_protocol & (table["row"] == "grid"))]
 
-    Works on the tidy table and on the summary (both have ``protocol``, ``row``, ``test_snr_db``)."""
-    matched = (
-        (table["protocol"] != "clean_train")
-        & (table["row"] == "test")
-        & table["test_snr_db"].notna()
-    )
-    grid = (table["protocol"] == "clean_train") & (table["row"] == "grid")
-    return table[matched | grid]
+
+def headline_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows a protocol is judged on: the curve plus the clean test set of clean-train and mixed
+    runs (a matched run's clean and grid rows test it off its training condition)."""
+    grid_protocol = table["protocol"].isin(GRID_PROTOCOLS)
+    matched = ~grid_protocol & (table["row"] == "test")
+    return table[matched | (grid_protocol & table["row"].isin(["test", "grid"]))]
+
+
+def resolve_baseline(table: pd.DataFrame, baseline: str | None) -> str | None:
+    """``"auto"``: :data:`DEFAULT_BASELINE` when the selection has it, else no comparison;
+    ``None``/``"none"``: no comparison; any other name must be a model of the selection."""
+    models = sorted(str(m) for m in table["model"].unique())
+    if baseline is None or baseline == "none":
+        return None
+    if baseline == "auto":
+        return DEFAULT_BASELINE if DEFAULT_BASELINE in models else None
+    if baseline not in models:
+        raise ReportError(
+            f"baseline {baseline!r} is not a model of this selection; models present: {models}"
+        )
+    return baseline
+
+
+COMPARISON_COLUMNS = [
+    "protocol",
+    "variant",
+    "model",
+    "baseline",
+    "metric",
+    "n_pairs",
+    "n_units",
+    "mean_diff",
+    "diff_low",
+    "diff_high",
+    "wilcoxon_p",
+    "p_holm",
+    "claim",
+]
+
+
+def _claim(metric: str, baseline: str, mean: float, p_holm: float, n_pairs: int) -> str:
+    """The sentence a comparison allows: a direction only when Holm's p is below :data:`ALPHA`."""
+    if n_pairs == 0:
+        return f"no cell in common with {baseline}"
+    if not math.isnan(p_holm) and p_holm < ALPHA and mean != 0:
+        return f"{'higher' if mean > 0 else 'lower'} {METRIC_LABELS[metric]} than {baseline}"
+    return f"no difference detected (p_holm = {p_holm:.2g})"
+
+
+def comparison_table(
+    table: pd.DataFrame, baseline: str, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0
+) -> pd.DataFrame:
+    """Every other model against ``baseline``, per (protocol, variant) family, on paired rows.
+
+    Pairs: the headline rows (:func:`headline_rows`) of the model and the baseline with equal
+    :data:`PAIR_KEYS` (same data, training condition, test condition and seed). Differences are in
+    points (100 x metric; balanced accuracy, or accuracy when a pair lacks it). Rows of one pair of
+    training runs (:data:`UNIT_KEYS`, e.g. the whole test grid of a clean-trained seed) are averaged
+    into one unit first, since they measure the same two networks again; the interval (bootstrap
+    over units) and the Wilcoxon signed-rank test see the units. Holm's correction runs over the
+    models of a family. Columns :data:`COMPARISON_COLUMNS`.
+    """
+    rows = headline_rows(table)
+    out = []
+    for (protocol, variant), family in rows.groupby(["protocol", "variant"], sort=True):
+        base = family[family["model"] == baseline]
+        if base.empty:
+            continue
+        found = []
+        for model in sorted(str(m) for m in family["model"].unique() if m != baseline):
+            other = family[family["model"] == model]
+            # mean over duplicate runs of one key (a rerun), so every key is one pair
+            cols = [*PAIR_KEYS, "acc", HEADLINE_METRIC]
+            pairs = pd.merge(
+                other[cols].groupby(PAIR_KEYS, dropna=False).mean().reset_index(),
+                base[cols].groupby(PAIR_KEYS, dropna=False).mean().reset_index(),
+                on=PAIR_KEYS,
+                suffixes=("", "_base"),
+            )
+            both = pairs[HEADLINE_METRIC].notna() & pairs[f"{HEADLINE_METRIC}_base"].notna()
+            metric = HEADLINE_METRIC if both.all() else "acc"
+            pairs = pairs[pairs[metric].notna() & pairs[f"{metric}_base"].notna()]
+            diff = 100.0 * (pairs[metric] - pairs[f"{metric}_base"]).to_numpy(float)
+            units = [tuple(u) for u in pairs[UNIT_KEYS].astype(str).itertuples(index=False)]
+            rng = np.random.default_rng(
+                [seed, zlib.crc32(repr((protocol, variant, model)).encode())]
+            )
+            res = paired_comparison(diff, units, n_boot=n_boot, rng=rng)
+            found.append(
+                {
+                    "protocol": protocol,
+                    "variant": variant,
+                    "model": model,
+                    "baseline": baseline,
+                    "metric": metric,
+                    "n_pairs": res.n_pairs,
+                    "n_units": res.n_units,
+                    "mean_diff": res.mean,
+                    "diff_low": res.low,
+                    "diff_high": res.high,
+                    "wilcoxon_p": res.p,
+                }
+            )
+        adjusted = holm([r["wilcoxon_p"] for r in found])
+        for r, p_holm in zip(found, adjusted, strict=True):
+            r["p_holm"] = p_holm
+            r["claim"] = _claim(r["metric"], baseline, r["mean_diff"], p_holm, r["n_pairs"])
+        out.extend(found)
+    return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------- output
 
 
-def _fmt_pct(mean: float, std: float, n: int) -> str:
+def _fmt_interval(mean: float, low: float, high: float, mark: str = "") -> str:
+    """``mean [low, high]`` in %, or the mean alone without an interval."""
     if math.isnan(mean):
         return ""
-    if n > 1 and not math.isnan(std):
-        return f"{100 * mean:.1f} ± {100 * std:.1f}"
-    return f"{100 * mean:.1f}"
+    text = f"{100 * mean:.1f}"
+    if not (math.isnan(low) or math.isnan(high)):
+        text += f" [{100 * low:.1f}, {100 * high:.1f}]"
+    return text + mark
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -356,139 +798,189 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def pivot_markdown(summary: pd.DataFrame) -> str:
-    """Accuracy (%) mean ± std over seeds: rows model/protocol/test noise, columns test SNR."""
-    curves = curve_rows(summary)
+def score_label(summary: pd.DataFrame) -> str:
+    """What the headline numbers are: balanced accuracy, accuracy (old runs only), or both."""
+    metrics = set(summary["score_metric"])
+    if metrics == {"acc"}:
+        return "accuracy"
+    if "acc" in metrics:
+        return "balanced accuracy (accuracy where marked †)"
+    return "balanced accuracy"
+
+
+def pivot_markdown(summary: pd.DataFrame, metric: str = "score", variant: str = PLAIN) -> str:
+    """A ``mean [low, high]`` (%) pivot of one variant: rows protocol / model / test noise, columns
+    test SNR, plus a clean column for clean-train and mixed runs.
+
+    ``metric``: ``score`` (the headline: balanced accuracy; cells that fell back to accuracy are
+    marked † when the table mixes both) or ``healthy_share`` (share of the fault windows predicted
+    as the healthy class).
+    """
+    rows = summary[summary["variant"] == variant]
+    if metric == "healthy_share":
+        rows = rows[rows["healthy_share_mean"].notna()]
+    curves = curve_rows(rows)
     if curves.empty:
-        return "_no accuracy-vs-SNR points_"
+        return "_no points_"
+    mixed_metrics = metric == "score" and rows["score_metric"].nunique() > 1
+    several_setups = rows["data_setup"].nunique() > 1
+
+    def cell(r: Any) -> str:
+        if metric == "healthy_share":
+            return _fmt_interval(r.healthy_share_mean, r.healthy_share_low, r.healthy_share_high)
+        mark = " †" if mixed_metrics and r.score_metric == "acc" else ""
+        return _fmt_interval(r.score_mean, r.score_low, r.score_high, mark)
+
     snrs = sorted(curves["test_snr_db"].unique())
-    # Clean-train runs also have a clean test accuracy: its own last column, not an SNR column.
-    clean = summary[(summary["protocol"] == "clean_train") & (summary["row"] == "test")]
-    clean_cells = {
-        (r.protocol, r.model): _fmt_pct(r.acc_mean, r.acc_std, r.n_seeds)
-        for r in clean.itertuples(index=False)
-    }
-    header = ["protocol", "model", "test noise"] + [f"{s:g} dB" for s in snrs]
-    if clean_cells:
-        header.append("clean")
+    clean = rows[rows["protocol"].isin(GRID_PROTOCOLS) & (rows["row"] == "test")]
+    clean_cells = {(r.data_setup, r.protocol, r.model): cell(r) for r in clean.itertuples()}
+    header = (["data"] if several_setups else []) + ["protocol", "model", "test noise"]
+    header += [f"{s:g} dB" for s in snrs] + (["clean"] if clean_cells else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for (protocol, model, noise), group in curves.groupby(
-        ["protocol", "model", "test_noise"], sort=True
+    for (setup, protocol, model, noise), group in curves.groupby(
+        ["data_setup", "protocol", "model", "test_noise"], sort=True
     ):
-        cells = {}
-        for r in group.itertuples(index=False):
-            cells[r.test_snr_db] = _fmt_pct(r.acc_mean, r.acc_std, r.n_seeds)
-        row = [protocol, model, noise] + [cells.get(s, "") for s in snrs]
+        cells = {r.test_snr_db: cell(r) for r in group.itertuples()}
+        line = ([str(setup)] if several_setups else []) + [protocol, model, noise]
+        line += [cells.get(s, "") for s in snrs]
         if clean_cells:
-            row.append(clean_cells.get((protocol, model), ""))
-        lines.append("| " + " | ".join(row) + " |")
+            line.append(clean_cells.get((setup, protocol, model), ""))
+        lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines)
 
 
-def _ordered_noises(values: Any) -> list[str]:
+def comparisons_markdown(comparisons: pd.DataFrame, baseline: str | None) -> str:
+    """The paired-comparison section's table and the sentences it allows."""
+    if baseline is None:
+        return "_no baseline (`--baseline`): no comparison_"
+    if comparisons.empty:
+        return f"_no family has both {baseline} and another model_"
+    show = comparisons.copy()
+    show["mean_diff"] = [
+        f"{m:+.2f}" + ("" if math.isnan(lo) else f" [{lo:+.2f}, {hi:+.2f}]")
+        for m, lo, hi in zip(show["mean_diff"], show["diff_low"], show["diff_high"], strict=True)
+    ]
+    show = show.rename(columns={"mean_diff": "difference (points) [95 % interval]"})
+    show = show.drop(columns=["baseline", "diff_low", "diff_high"])
+    for col in ("wilcoxon_p", "p_holm"):
+        show[col] = show[col].map(lambda v: "" if pd.isna(v) else f"{v:.3g}")
+    return _md_table(show)
+
+
+def _ordered(values: Any, order: list[str]) -> list[str]:
     present = [str(v) for v in pd.unique(values)]
-    return [n for n in NOISE_ORDER if n in present] + sorted(
-        n for n in present if n not in NOISE_ORDER
-    )
+    return [n for n in order if n in present] + sorted(n for n in present if n not in order)
 
 
-PROTOCOL_ORDER = ["matched", "clean_train"]
+def _ordered_noises(values: Any) -> list[str]:
+    return _ordered(values, NOISE_ORDER)
 
 
-def plot_accuracy_vs_snr(table: pd.DataFrame, path: Path, title: str) -> dict[str, list[str]]:
-    """Accuracy vs test SNR: one row of panels per protocol, one panel per test noise type, one
-    line per model (one colour per model throughout), mean ± std over seeds as error bars.
+def _panel_name(protocol: str, variant: str) -> str:
+    return protocol.replace("_", "-") + (" + AdaBN" if variant == ADABN else "")
 
-    Returns ``{noise type: [line labels, sorted]}`` (empty when there is nothing to plot); labels
-    carry the protocol when several are present.
+
+def plot_accuracy_vs_snr(summary: pd.DataFrame, path: Path, title: str) -> dict[str, list[str]]:
+    """Headline metric vs test SNR from :func:`summary_table`: a row of panels per protocol (and
+    variant), a panel per test noise type, one colour per model throughout; line = mean over seeds,
+    band = 95 % bootstrap interval (a single SNR gets an error bar).
+
+    Writes ``path`` (PNG, 200 dpi) and the same figure as SVG next to it. Returns
+    ``{panel title: [line labels, sorted]}`` (empty when there is nothing to plot).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = curve_rows(table)
+    curves = curve_rows(summary)
     panels: dict[str, list[str]] = {}
     if curves.empty:
         return panels
     noises = _ordered_noises(curves["test_noise"])
-    present = [str(p) for p in pd.unique(curves["protocol"])]
-    protocols = [p for p in PROTOCOL_ORDER if p in present] + sorted(
-        p for p in present if p not in PROTOCOL_ORDER
-    )
-    several_protocols = len(protocols) > 1
+    pairs = curves[["protocol", "variant"]].drop_duplicates()
+    rows = sorted((str(p), str(v)) for p, v in pairs.itertuples(index=False))
+    protocol_rank = {p: i for i, p in enumerate(_ordered(curves["protocol"], PROTOCOL_ORDER))}
+    rows.sort(key=lambda pv: (protocol_rank[pv[0]], pv[1] != PLAIN))
     models = sorted(str(m) for m in pd.unique(curves["model"]))
+    several_setups = curves["data_setup"].nunique() > 1
     # tab10 gives 10 distinct colours; beyond that tab20 (the registry has 9 models today).
     cmap = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
     colours = {m: cmap(i % cmap.N) for i, m in enumerate(models)}
     fig, axes = plt.subplots(
-        len(protocols),
+        len(rows),
         len(noises),
-        figsize=(max(5.5, 4.2 * len(noises)), 3.3 * len(protocols) + 0.9),
-        dpi=90,
+        figsize=(max(6.0, 4.4 * len(noises)), 3.4 * len(rows) + 1.0),
         sharex=True,
         sharey=True,
         squeeze=False,
     )
     handles: dict[str, Any] = {}
-    dodge_db = 0.25  # horizontal offset between models where a panel has only a few SNRs
-    for row, protocol in zip(axes, protocols, strict=True):
-        for ax, noise in zip(row, noises, strict=True):
-            sub = curves[(curves["test_noise"] == noise) & (curves["protocol"] == protocol)]
-            # A matched sweep often has 1-4 training SNRs: dodge the models so points stay legible.
-            dodge = sub["test_snr_db"].nunique() <= 4
-            for model, group in sub.groupby("model", sort=True):
-                stats = (
-                    group.groupby("test_snr_db")["test_acc"]
-                    .agg(["mean", "std", "count"])
-                    .sort_index()
-                )
-                x = stats.index.to_numpy(float)
-                if dodge:
-                    x = x + dodge_db * (models.index(str(model)) - (len(models) - 1) / 2)
-                mean = 100 * stats["mean"].to_numpy()
-                std = 100 * stats["std"].fillna(0.0).to_numpy()
-                n = int(group["seed"].nunique())
-                label = f"{model} ({protocol})" if several_protocols else str(model)
-                panels.setdefault(noise, []).append(f"{label}, n={n}")
-                bars = ax.errorbar(
-                    x,
-                    mean,
-                    yerr=std if n > 1 else None,
-                    color=colours[str(model)],
-                    marker="o",
-                    ms=3.5,
-                    lw=1.2,
-                    elinewidth=0.8,
-                    capsize=2,
-                    alpha=0.9,
-                )
-                handles.setdefault(str(model), bars)
-            name = protocol.replace("_", "-")
-            ax.set_title(
-                (f"{name}: {noise} noise" if several_protocols else f"{noise} noise")
-                + (" (models dodged)" if dodge else "")
-            )
-            ax.title.set_fontsize(10)
-            ax.set_xlabel("test SNR (dB)")
+    for ax_row, (protocol, variant) in zip(axes, rows, strict=True):
+        for ax, noise in zip(ax_row, noises, strict=True):
+            name = f"{_panel_name(protocol, variant)}: {noise} noise"
+            sub = curves[
+                (curves["protocol"] == protocol)
+                & (curves["variant"] == variant)
+                & (curves["test_noise"] == noise)
+            ]
+            for (setup, model), group in sub.groupby(["data_setup", "model"], sort=True):
+                group = group.sort_values("test_snr_db")
+                x = group["test_snr_db"].to_numpy(float)
+                mean = 100 * group["score_mean"].to_numpy(float)
+                low = 100 * group["score_low"].to_numpy(float)
+                high = 100 * group["score_high"].to_numpy(float)
+                colour = colours[str(model)]
+                label = f"{model} [{setup}]" if several_setups else str(model)
+                (line,) = ax.plot(x, mean, color=colour, marker="o", ms=3.5, lw=1.4)
+                has_band = ~(np.isnan(low) | np.isnan(high))
+                if len(x) > 1 and has_band.any():
+                    ax.fill_between(
+                        x[has_band], low[has_band], high[has_band], color=colour, alpha=0.18, lw=0
+                    )
+                elif has_band.any():
+                    ax.errorbar(
+                        x[has_band],
+                        mean[has_band],
+                        yerr=[mean[has_band] - low[has_band], high[has_band] - mean[has_band]],
+                        color=colour,
+                        capsize=3,
+                        lw=1,
+                    )
+                n = int(group["n_seeds"].max())
+                panels.setdefault(name, []).append(f"{label}, n={n}")
+                handles.setdefault(label, line)
+            if sub.empty:
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(name, fontsize=10)
             ax.set_ylim(-2, 102)
             ax.grid(alpha=0.3)
-        row[0].set_ylabel("test accuracy (%)")
-    n_seeds = sorted({int(s) for s in curves["seed"].dropna().unique()})
+            ax.tick_params(labelsize=9)
+        ax_row[0].set_ylabel(f"{score_label(summary).split(' (')[0]} (%)", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("test SNR (dB)", fontsize=9)
+    legend_rows = math.ceil(len(handles) / 5)
     fig.legend(
         list(handles.values()),
         list(handles),
         loc="lower center",
         ncol=min(len(handles), 5),
-        fontsize=8,
+        fontsize=9,
         frameon=False,
     )
-    fig.suptitle(f"{title}: accuracy vs SNR (mean ± std over {len(n_seeds)} seed(s))", fontsize=10)
-    legend_rows = math.ceil(len(handles) / 5)
-    fig.tight_layout(rect=(0, 0.04 + 0.035 * legend_rows, 1, 1))
-    fig.savefig(path)
+    fig.suptitle(
+        f"{title}: {score_label(summary)} vs SNR\n"
+        "(line: mean over seeds; band: 95 % bootstrap interval)",
+        fontsize=10,
+    )
+    # room for the legend, in inches whatever the number of panel rows
+    height = fig.get_figheight()
+    fig.tight_layout(rect=(0, (0.15 + 0.25 * legend_rows) / height, 1, 1))
+    fig.savefig(path, dpi=200)
+    # no creation date in the SVG: a regenerated report is byte-identical
+    fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
     plt.close(fig)
-    return {noise: sorted(panels[noise]) for noise in noises if noise in panels}
+    return {name: sorted(labels) for name, labels in panels.items()}
 
 
 def plot_thresholds_vs_snr(
@@ -503,7 +995,7 @@ def plot_thresholds_vs_snr(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = thresholds[(thresholds["protocol"] != "clean_train") & thresholds["snr_db"].notna()]
+    data = thresholds[~thresholds["protocol"].isin(GRID_PROTOCOLS) & thresholds["snr_db"].notna()]
     panels: dict[str, list[str]] = {}
     if data.empty:
         return panels
@@ -561,12 +1053,39 @@ class ReportResult:
     selection: RunSelection
     figures: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # file -> panel -> lines
     logged_to: str | None = None
+    comparisons: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=COMPARISON_COLUMNS)
+    )
+    baseline: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
-def write_report(selection: RunSelection, out_dir: str | Path) -> ReportResult:
-    """Write the tables, Markdown and figures for ``selection`` into ``out_dir`` (atomically)."""
-    table = tidy_table(selection.runs)
-    summary = summary_table(table)
+def write_report(
+    selection: RunSelection,
+    out_dir: str | Path,
+    *,
+    baseline: str | None = "auto",
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    windows: Mapping[str, WindowScores] | None = None,
+) -> ReportResult:
+    """Write the tables, Markdown and figures for ``selection`` into ``out_dir`` (atomically).
+
+    ``baseline``: see :func:`resolve_baseline`; ``n_boot``/``seed``: bootstrap replicates and seed;
+    ``windows``: the runs' window scores (default: read from the store).
+    """
+    table_plain = tidy_table(selection.runs)
+    base_name = resolve_baseline(table_plain, baseline)  # a bad name fails before any download
+    if windows is None:
+        windows = load_window_scores(selection)
+    table = tidy_table(selection.runs, windows)
+    notes: list[str] = []
+    summary = summary_table(table, windows, n_boot=n_boot, seed=seed, notes=notes)
+    comparisons = (
+        comparison_table(table, base_name, n_boot=n_boot, seed=seed)
+        if base_name is not None
+        else pd.DataFrame(columns=COMPARISON_COLUMNS)
+    )
     thresholds = threshold_table(selection.runs)
     out_dir = Path(out_dir).expanduser().resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -574,8 +1093,10 @@ def write_report(selection: RunSelection, out_dir: str | Path) -> ReportResult:
     try:
         table.to_csv(tmp / "runs.csv", index=False)
         summary.to_csv(tmp / "summary.csv", index=False)
+        if base_name is not None:
+            comparisons.to_csv(tmp / "comparisons.csv", index=False)
         figures: dict[str, dict[str, list[str]]] = {}
-        panels = plot_accuracy_vs_snr(table, tmp / "accuracy_vs_snr.png", selection.title)
+        panels = plot_accuracy_vs_snr(summary, tmp / "accuracy_vs_snr.png", selection.title)
         if panels:
             figures["accuracy_vs_snr.png"] = panels
         if not thresholds.empty:
@@ -585,7 +1106,10 @@ def write_report(selection: RunSelection, out_dir: str | Path) -> ReportResult:
             )
             if panels:
                 figures["thresholds_vs_snr.png"] = panels
-        (tmp / "report.md").write_text(_markdown(selection, table, summary, list(figures)))
+        markdown = _markdown(
+            selection, table, summary, comparisons, base_name, list(figures), notes, n_boot, seed
+        )
+        (tmp / "report.md").write_text(markdown)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)
@@ -600,13 +1124,34 @@ def write_report(selection: RunSelection, out_dir: str | Path) -> ReportResult:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = sorted(out_dir.iterdir())
-    return ReportResult(out_dir, files, table, summary, thresholds, selection, figures)
+    return ReportResult(
+        out_dir,
+        files,
+        table,
+        summary,
+        thresholds,
+        selection,
+        figures,
+        comparisons=comparisons,
+        baseline=base_name,
+        notes=notes,
+    )
 
 
 def _markdown(
-    selection: RunSelection, table: pd.DataFrame, summary: pd.DataFrame, figures: list[str]
+    selection: RunSelection,
+    table: pd.DataFrame,
+    summary: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    baseline: str | None,
+    figures: list[str],
+    notes: list[str],
+    n_boot: int,
+    seed: int,
 ) -> str:
     n_runs = table["run_id"].nunique()
+    with_windows = table.loc[table["window_scores"], "run_id"].nunique()
+    label = score_label(summary)
     parts = [
         f"# Results: {selection.title}",
         "",
@@ -617,21 +1162,77 @@ def _markdown(
             else ""
         )
         + f"; store `{selection.tracking_uri}`.",
-        "Matched runs are tested at their training noise and SNR; clean-train runs on the clean test set "
-        "and on their test grid. Accuracy in %, mean ± std over seeds (std shown when there are 2+ seeds).",
-        "",
-        "## Accuracy vs SNR",
-        "",
-        pivot_markdown(summary),
+        "Matched runs are tested at their training noise and SNR; clean-train and mixed runs on the "
+        "clean test set and on their test grid. Headline metric: balanced accuracy (mean over classes "
+        "of the per-class accuracy, so the small healthy class counts as much as any fault).",
+    ]
+    fallback = summary[summary["score_metric"] == "acc"]
+    if not fallback.empty:
+        parts.append(
+            f"{len(fallback)} of {len(summary)} cells have runs without balanced accuracy (logged "
+            "before it existed): they show plain accuracy"
+            + (" (marked †)." if label != "accuracy" else "; so does every cell here.")
+        )
+    parts += [
+        f"Cells: mean over seeds [95 % bootstrap interval], {n_boot} replicates, seed {seed}. "
+        f"{with_windows} of {n_runs} runs logged per-window scores; a cell whose runs all did is "
+        "resampled over seeds and, within each seed, over test windows within class "
+        "(`interval = seeds+windows`; `windows` for one seed), otherwise over seeds only (`seeds`); "
+        "one seed without window scores has no interval.",
         "",
     ]
+    for variant, name in (
+        (PLAIN, "plain"),
+        (ADABN, "AdaBN: BatchNorm re-estimated on the test windows"),
+    ):
+        if not (summary["variant"] == variant).any():
+            continue
+        heading = score_label(summary[summary["variant"] == variant])
+        parts += [
+            f"## {heading[0].upper() + heading[1:]} vs SNR ({name})",
+            "",
+            pivot_markdown(summary, "score", variant),
+            "",
+        ]
+    for variant, name in ((PLAIN, "plain"), (ADABN, "AdaBN")):
+        rows = summary[(summary["variant"] == variant) & summary["healthy_share_mean"].notna()]
+        if rows.empty:
+            continue
+        parts += [
+            f"## Fault windows predicted healthy, % ({name})",
+            "",
+            "Share of the fault windows classified as the healthy class: where noisy windows go.",
+            "",
+            pivot_markdown(summary, "healthy_share", variant),
+            "",
+        ]
     for fig in figures:
         parts += [f"![{fig}]({fig})", ""]
-    show = table.drop(columns=["sweep_id", "data_setup", "split"]).copy()
+    if baseline is not None:
+        parts += [
+            f"## Paired comparisons against {baseline}",
+            "",
+            f"Difference model - {baseline} in points, on cells both ran (same data, training and "
+            "test condition, seed, variant). The rows of one pair of training runs (same seed and "
+            "training condition: one matched cell, or the whole grid of a clean-trained seed) are "
+            "averaged into one unit; the interval resamples units, the Wilcoxon signed-rank test "
+            "compares the units, and Holm's correction runs over the models of each protocol/variant. "
+            f"A direction is claimed only when p_holm < {ALPHA:g}; fewer than 6 units can never "
+            "reach it.",
+            "",
+            comparisons_markdown(comparisons, baseline),
+            "",
+        ]
+    if notes:
+        parts += ["## Notes", "", *(f"- {n}" for n in notes), ""]
+    show = table.drop(columns=["sweep_id", "data_setup", "split", "condition"]).copy()
     show["run_id"] = show["run_id"].str[:8]
-    for col in ("test_acc", "macro_f1"):
+    for col in CONDITION_METRICS:
         show[col] = show[col].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
-    parts += ["## All runs (tidy)", "", _md_table(show), ""]
+    if len(show) <= MAX_MD_ROWS:
+        parts += ["## All runs (tidy)", "", _md_table(show), ""]
+    else:
+        parts += ["## All runs (tidy)", "", f"{len(show)} rows: see `runs.csv`.", ""]
     return "\n".join(parts)
 
 
@@ -662,6 +1263,9 @@ def build_report(
     out_dir: str | Path | None = None,
     log_to_parent: bool = True,
     include_unfinished: bool = False,
+    baseline: str | None = "auto",
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
 ) -> ReportResult:
     """``fd-report``: select runs, write the report folder, log it to the sweep's parent run."""
     selection = select_runs(
@@ -671,7 +1275,13 @@ def build_report(
         tracking_uri=tracking_uri,
         include_unfinished=include_unfinished,
     )
-    result = write_report(selection, out_dir or default_out_dir(selection))
+    result = write_report(
+        selection,
+        out_dir or default_out_dir(selection),
+        baseline=baseline,
+        n_boot=n_boot,
+        seed=seed,
+    )
     if log_to_parent and selection.parent_run_id:
         log_report(result, selection.parent_run_id)
     return result
@@ -687,22 +1297,37 @@ def result_json(result: ReportResult) -> dict[str, Any]:
         "parent_run_id": result.selection.parent_run_id,
         "logged_to": result.logged_to,
         "figures": result.figures,
+        "baseline": result.baseline,
+        "notes": result.notes,
         "summary": json.loads(result.summary.to_json(orient="records")),
+        "comparisons": json.loads(result.comparisons.to_json(orient="records")),
     }
 
 
 __all__ = [
+    "COMPARISON_COLUMNS",
+    "GROUP_KEYS",
+    "SUMMARY_COLUMNS",
+    "TIDY_COLUMNS",
     "ReportError",
     "ReportResult",
     "RunSelection",
+    "WindowScores",
     "build_report",
+    "comparison_table",
+    "comparisons_markdown",
     "curve_rows",
     "default_out_dir",
+    "headline_rows",
+    "load_window_scores",
     "log_report",
     "pivot_markdown",
     "plot_accuracy_vs_snr",
     "plot_thresholds_vs_snr",
+    "read_window_scores",
+    "resolve_baseline",
     "result_json",
+    "score_label",
     "select_runs",
     "summary_table",
     "threshold_table",

@@ -1,12 +1,14 @@
-"""``fd-report``: tables and accuracy-vs-SNR plots from the MLflow store.
+"""``fd-report``: tables, intervals, paired comparisons and accuracy-vs-SNR plots from MLflow.
 
     fd-report --sweep SWEEP_ID|SWEEP_DIR|latest [--filter "tags.model = 'drsn_cw'"] [--out DIR]
     fd-report --experiment NAME [--filter ...] [--out DIR]
+              [--baseline MODEL|none] [--seed N] [--n-boot B]
               [--tracking-uri URI] [--no-log] [--include-unfinished] [--json]
 
-Writes runs.csv (tidy), summary.csv, report.md, accuracy_vs_snr.png (and thresholds_vs_snr.png for
-DRSN models) to DIR (default <root>/outputs/reports/<sweep id>) and logs them under ``report/`` of
-the sweep's parent run.
+Writes runs.csv (tidy), summary.csv (per cell, with 95 % bootstrap intervals), comparisons.csv
+(paired tests against the baseline), report.md, accuracy_vs_snr.png/.svg (and thresholds_vs_snr.png
+for DRSN models) to DIR (default <root>/outputs/reports/<sweep id>) and logs them under ``report/``
+of the sweep's parent run. See docs/report.md.
 
 Exit codes: 0 ok; 2 nothing to report / bad arguments.
 """
@@ -46,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--include-unfinished", action="store_true", help="also report runs that did not finish"
     )
+    p.add_argument(
+        "--baseline",
+        default="auto",
+        help="model every other model is compared with ('none': no comparison; "
+        "default: resnet1d when the selection has it)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="bootstrap seed (default 0: reports regenerate exactly)"
+    )
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     return p
 
@@ -54,7 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fd-report``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from fault_diag.report import build_report, pivot_markdown, result_json
+    from fault_diag.report import build_report, comparisons_markdown, pivot_markdown, result_json
+
+    if args.n_boot < 1:
+        print(f"fd-report: error: --n-boot must be positive, got {args.n_boot}", file=sys.stderr)
+        return 2
 
     try:
         result = build_report(
@@ -65,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             out_dir=args.out,
             log_to_parent=not args.no_log,
             include_unfinished=args.include_unfinished,
+            baseline=args.baseline,
+            n_boot=args.n_boot,
+            seed=args.seed,
         )
     except ValueError as exc:  # ReportError, MlflowException for a malformed filter
         print(f"fd-report: error: {exc}", file=sys.stderr)
@@ -77,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sel.skipped:
         print(f"left out (not finished): {', '.join(sel.skipped)}")
     print(pivot_markdown(result.summary))
+    if result.baseline is not None:
+        print(f"\npaired comparisons against {result.baseline}:")
+        print(comparisons_markdown(result.comparisons, result.baseline))
     print(f"report: {result.out_dir} ({', '.join(p.name for p in result.files)})")
     if result.logged_to:
         print(f"logged under report/ of the sweep's parent run {result.logged_to}")
