@@ -251,11 +251,9 @@ def _lattice_replicates(
         pmf, last = _group_sum_pmf(freq, n, group, n_groups)
         # the (replicate, position) slots of each run, then one draw per slot and group of that run
         flat_seeds = seeds.ravel()
-        order = np.argsort(flat_seeds, kind="stable")
-        start = np.searchsorted(flat_seeds[order], np.arange(len(sizes)))
-        stop = np.searchsorted(flat_seeds[order], np.arange(len(sizes)), side="right")
-        slots = np.concatenate([order[start[r] : stop[r]] for r in group_run])
-        dist = np.repeat(np.arange(group_run.size), stop[group_run] - start[group_run])
+        slots_of = [np.flatnonzero(flat_seeds == r) for r in range(len(sizes))]
+        slots = np.concatenate([slots_of[r] for r in group_run])
+        dist = np.repeat(np.arange(group_run.size), [slots_of[r].size for r in group_run])
         sums = _sample_discrete(pmf, last, dist, rng)
         per_seed = per_seed + np.bincount(
             slots, weights=group_coef[dist] * sums, minlength=per_seed.size
