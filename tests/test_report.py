@@ -648,12 +648,14 @@ def test_new_metrics_comparisons_and_claims(new_report) -> None:
 
 def test_claims_need_holm_significance() -> None:
     """Directly on a tidy table: a large consistent difference over many independent pairs is
-    called (higher or lower), a tiny one over few pairs is not, nor a large one over 2 pairs."""
+    called (higher or lower); a tiny one over few pairs is not, nor a large one over 2 pairs, nor
+    one whose raw p is below 0.05 but not after Holm's correction."""
     rows = []
     shifts = {"base": 0.0, "better": 0.05, "worse": -0.05, "tiny": 0.001, "big_but_few": 0.2}
+    shifts["six"] = 0.03
+    n_seeds = {"tiny": 3, "big_but_few": 2, "six": 6}
     for model, shift in shifts.items():
-        seeds = range(3) if model == "tiny" else range(2) if model == "big_but_few" else range(10)
-        for seed in seeds:
+        for seed in range(n_seeds.get(model, 10)):
             value = 0.6 + 0.01 * seed + shift
             rows.append(
                 {"run_id": f"{model}{seed}", "model": model, "protocol": "matched",
@@ -664,12 +666,15 @@ def test_claims_need_holm_significance() -> None:
     comp = comparison_table(pd.DataFrame(rows), "base").set_index("model")
     assert comp.loc["better", "claim"] == "higher balanced accuracy than base"
     assert comp.loc["worse", "claim"] == "lower balanced accuracy than base"
-    # 10 positive units: p = 2/1024; Holm over the 4 models multiplies the smallest by 4
+    # 10 positive units: p = 2/1024; Holm over the 5 models multiplies the smallest by 5
     assert comp.loc["better", "wilcoxon_p"] == pytest.approx(2 / 2**10)
-    assert sorted(comp["p_holm"])[:2] == pytest.approx([4 * 2 / 2**10, 4 * 2 / 2**10])
-    assert comp.loc["tiny", "claim"].startswith("no difference detected (p_holm = ")
-    assert comp.loc["big_but_few", "claim"].startswith("no difference detected (p_holm = ")
+    assert comp.loc["better", "p_holm"] == pytest.approx(5 * 2 / 2**10)
+    assert comp.loc["tiny", "claim"] == "no difference detected (p_holm = 0.5)"
+    assert comp.loc["big_but_few", "claim"] == "no difference detected (p_holm = 0.5)"
     assert comp.loc["big_but_few", "mean_diff"] == pytest.approx(20.0)
+    # 6 positive units: p = 2/64 < 0.05, but third smallest of 5: 3 x 2/64 = 0.094 after Holm
+    assert comp.loc["six", "wilcoxon_p"] == pytest.approx(2 / 2**6)
+    assert comp.loc["six", "claim"] == "no difference detected (p_holm = 0.094)"
 
 
 def test_new_metrics_pivots_and_figure(new_report) -> None:
