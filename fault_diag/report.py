@@ -302,26 +302,40 @@ def read_window_scores(path: str | Path) -> WindowScores:
 def load_window_scores(selection: RunSelection) -> dict[str, WindowScores]:
     """``window_scores.npz`` of every selected run that logged one, by run id.
 
-    A run without it, or with a file that cannot be read, is simply absent (its cells fall back to
-    seed-only intervals); unreadable files are logged as warnings.
+    A run without it (logged before it existed, or by a tracker that did not log it) is simply
+    absent: its cells fall back to seed-only intervals, and the report says how many runs had one.
+    A file that is there but cannot be used is logged as a warning.
     """
-    from fault_diag.tracking import get_client
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
-    client = get_client(selection.tracking_uri)
     found: dict[str, WindowScores] = {}
-    with tempfile.TemporaryDirectory(prefix="fd-report-") as tmp:
-        for run in selection.runs:
-            rid = run.info.run_id
-            try:
-                names = {a.path for a in client.list_artifacts(rid)}
-                if WINDOW_SCORES_ARTIFACT not in names:
+    # MLflow draws a progress bar per download: 200 of them would bury the report's own output
+    quiet = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(quiet)
+    os.environ[quiet] = "false"
+    try:
+        with tempfile.TemporaryDirectory(prefix="fd-report-") as tmp:
+            for run in selection.runs:
+                rid = run.info.run_id
+                # from the run's artifact URI: no tracking-server round trip per run
+                uri = f"{run.info.artifact_uri.rstrip('/')}/{WINDOW_SCORES_ARTIFACT}"
+                try:
+                    local = mlflow.artifacts.download_artifacts(
+                        artifact_uri=uri, dst_path=str(Path(tmp) / rid)
+                    )
+                except (MlflowException, OSError) as exc:
+                    log.debug("run %s: no %s (%s)", rid, WINDOW_SCORES_ARTIFACT, exc)
                     continue
-                dst = Path(tmp) / rid
-                dst.mkdir()
-                local = client.download_artifacts(rid, WINDOW_SCORES_ARTIFACT, str(dst))
-                found[rid] = read_window_scores(local)
-            except Exception as exc:  # a broken artifact must not sink the whole report
-                log.warning("run %s: %s not used: %s", rid, WINDOW_SCORES_ARTIFACT, exc)
+                try:
+                    found[rid] = read_window_scores(local)
+                except (ValueError, OSError, KeyError) as exc:
+                    log.warning("run %s: %s not used: %s", rid, WINDOW_SCORES_ARTIFACT, exc)
+    finally:
+        if before is None:
+            os.environ.pop(quiet, None)
+        else:
+            os.environ[quiet] = before
     return found
 
 
@@ -472,8 +486,10 @@ def tidy_table(runs: list[Any], windows: Mapping[str, WindowScores] | None = Non
 
 def _cell_rng(seed: int, key: tuple[Any, ...], metric: str) -> np.random.Generator:
     """A generator per (cell, metric): a cell's interval does not depend on which other cells the
-    report holds or on their order, so reports of overlapping selections agree."""
-    return np.random.default_rng([seed, zlib.crc32(repr((key, metric)).encode())])
+    report holds or on their order, so reports of overlapping selections agree. The key is hashed
+    as text (``str`` of each part: the same for numpy and Python numbers)."""
+    text = "|".join(str(k) for k in (*key, metric))
+    return np.random.default_rng([seed, zlib.crc32(text.encode())])
 
 
 def _window_samples(
@@ -744,9 +760,7 @@ def comparison_table(
             pairs = pairs[pairs[metric].notna() & pairs[f"{metric}_base"].notna()]
             diff = 100.0 * (pairs[metric] - pairs[f"{metric}_base"]).to_numpy(float)
             units = [tuple(u) for u in pairs[UNIT_KEYS].astype(str).itertuples(index=False)]
-            rng = np.random.default_rng(
-                [seed, zlib.crc32(repr((protocol, variant, model)).encode())]
-            )
+            rng = _cell_rng(seed, (protocol, variant), model)
             res = paired_comparison(diff, units, n_boot=n_boot, rng=rng)
             found.append(
                 {
