@@ -738,11 +738,18 @@ def test_json_with_an_explicit_baseline(store, tmp_path: Path, capsys) -> None:
     assert claims[("matched", "plain", "resnet1d")]["mean_diff"] == pytest.approx(-GAIN)
     assert claims[("matched", "plain", "wdcnn")]["claim"].startswith("no difference detected")
     assert {"score_low", "score_high", "interval"} <= set(out["summary"][0])
-    # --baseline none: no comparison at all
-    assert main([*args, "--baseline", "none", "--n-boot", "200"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["baseline"] is None and out["comparisons"] == []
-    assert "comparisons.csv" not in out["files"]
+
+
+def test_baseline_default_and_none(new_report) -> None:
+    """No report build needed: how the baseline is chosen, and what ``none`` gives."""
+    from fault_diag.report import comparisons_markdown, resolve_baseline
+
+    table = new_report.table
+    assert new_report.baseline == "resnet1d"  # the default when the selection has it
+    assert resolve_baseline(table, "auto") == "resnet1d"
+    assert resolve_baseline(table[table.model != "resnet1d"], "auto") is None
+    assert resolve_baseline(table, "none") is None and resolve_baseline(table, None) is None
+    assert comparisons_markdown(new_report.comparisons.iloc[:0], None).startswith("_no baseline")
 
 
 def test_report_regenerates_exactly(new_report) -> None:
