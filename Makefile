@@ -52,8 +52,10 @@ targets: $(STAMP) ## mixed DRSN-CW vs matched specialists, full band and 0-4 kHz
 	$(PY) scripts/mixed_targets.py --experiment mixed_targets --out $(TARGETS_OUT)
 
 VERDICT_RUN ?=
-verdicts: $(STAMP) ## fd-predict verdicts of a mixed model on every recording, clean and at 0 dB (VERDICT_RUN=<run folder>)
-	$(PY) scripts/verdicts.py --run "$(VERDICT_RUN)" --out docs/results/verdicts.md $(ARGS)
+verdicts: $(STAMP) ## fd-predict's verdict on every cwru10 recording, clean and at 0 dB (VERDICT_RUN=<run folder or id>)
+	@test -n "$(VERDICT_RUN)" || { echo "set VERDICT_RUN to a run folder or MLflow run id (e.g. make train's)"; exit 2; }
+	$(VENV)/bin/fd-export "$(VERDICT_RUN)" --out outputs/verdict_bundle --force
+	$(PY) scripts/verdicts.py --bundle outputs/verdict_bundle --out docs/results/verdicts.md $(ARGS)
 
 sweep: $(STAMP) ## the SNR x noise x model x seed sweep, parallel jobs (ARGS to override)
 	$(VENV)/bin/fd-data download --setup cwru10

@@ -183,7 +183,7 @@ def test_eager_fingerprint_ignores_the_new_switches_but_compiled_runs_do_not() -
 
 def test_members_that_differ_in_the_model_are_refused_and_grouped() -> None:
     cfgs = compose_members(
-        ["trainer.epochs=1"], ["model=drsn_cw,resnet1d", "noise.snr_db=-2,2"]
+        ["trainer.epochs=1", "noise=gaussian"], ["model=drsn_cw,resnet1d", "noise.snr_db=-2,2"]
     )  # order: (drsn,-2) (drsn,2) (resnet,-2) (resnet,2)
     with pytest.raises(ConcurrentError, match=r"member 2 .*model\.name='resnet1d'"):
         check_compatible(cfgs)
