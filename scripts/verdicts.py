@@ -108,9 +108,20 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
     seconds = time.perf_counter() - t0
 
+    env = card.get("envelope") or {}
+    source = card.get("export", {}).get("source", {})
     lines = [
-        f"Bundle `{args.bundle}` ({card['model']['name']}, {card.get('envelope', {}).get('protocol')} "
-        f"protocol, band {card.get('band_hz') or 'full'}), test region of each recording; noise at "
+        f"# fd-predict verdicts at {args.snr_db:g} dB",
+        "",
+        f"Regenerate: `python scripts/verdicts.py --bundle BUNDLE --snr-db {args.snr_db:g}` (or "
+        "`make verdicts VERDICT_RUN=<run>`), on "
+        f"{time.strftime('%Y-%m-%d')}. Model: {card['model']['name']}, {env.get('protocol')} protocol "
+        f"(SNR {env.get('train_snr_db_range')} dB, kinds {env.get('train_kinds')}, "
+        f"{env.get('clean_fraction', 0):.0%} clean), band {card.get('band_hz') or 'full'}, trained at "
+        f"commit {str(card.get('git_commit', '?'))[:7]} (run {card.get('mlflow_run_id')}, "
+        f"exported from {source.get('kind', 'a run folder')}).",
+        "",
+        "Each recording's test region; noise at "
         f"{args.snr_db:g} dB added at {fs} Hz (seed {args.seed}); verdict = class of the mean "
         "probability over the windows; in brackets the share of windows classified correctly.",
         "",
