@@ -535,3 +535,35 @@ def test_amp_is_refused_with_a_warning_where_bf16_is_not_native(
     assert "trainer.amp=true is ignored on cpu" in caplog.text
     assert fast.resolve_amp(False, torch.device("cpu")) is False
     assert fast.resolve_amp(True, torch.device("cuda")) is True
+
+
+@pytest.mark.integration
+def test_mixed_protocol_members_train_concurrently_as_one_by_one(
+    small_dataset, tmp_path: Path
+) -> None:
+    """The mixed protocol (per-window SNR, kind, clean share) in stacked members: each member draws
+    its epoch's noise from its own generator, exactly as train() does."""
+    cfgs = compose_members(
+        [
+            *(a for a in SMALL if not a.startswith("noise=")),
+            "noise=mixed",
+            "noise.test_kinds=[gaussian,pink]",
+            "model=resnet1d",
+            "trainer.epochs=2",
+            "trainer.lr_milestones=[0.6]",
+            "eval.adapt_bn=false",
+        ],
+        ["trainer.seed=0,1"],
+    )
+    together = train_concurrent(cfgs, small_dataset)
+    for i, (cfg, res) in enumerate(zip(cfgs, together, strict=True)):
+        cfg.trainer.resume = False
+        cfg.paths.output_dir = str(tmp_path / f"solo{i}")
+        alone = train(cfg, small_dataset, tmp_path / f"solo{i}")
+        assert res.protocol["noise_protocol"] == "mixed" == alone.protocol["noise_protocol"]
+        assert res.protocol["train_distribution"]["clean_fraction"] == 0.25
+        for h_c, h_a in zip(res.history, alone.history, strict=True):
+            assert math.isclose(h_c["train/loss"], h_a["train/loss"], rel_tol=1e-3), (i, h_c, h_a)
+            assert h_c["val/acc"] == h_a["val/acc"]
+    # Two seeds draw different noise: their first-epoch losses differ.
+    assert together[0].history[0]["train/loss"] != together[1].history[0]["train/loss"]
