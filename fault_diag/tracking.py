@@ -114,12 +114,41 @@ def check_store_writable(uri: str) -> None:
             ) from exc
 
 
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """An inter-process lock around the creation of a local sqlite store.
+
+    MLflow creates and migrates a new sqlite file on first use; two processes doing that at once
+    race (alembic's ``_alembic_tmp_*`` tables, "duplicate column" errors) and can leave a store no
+    later process opens. The lock (``<db>.lock`` beside it, ``flock``) makes the first process migrate
+    and the others wait, then find the schema current. Other stores (a server) need no lock.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no flock; creation races stay possible there
+        yield
+        return
+    db = Path(uri[len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def get_client(uri: str) -> MlflowClient:
-    """An MlflowClient on ``uri``; creating it on a new sqlite file runs the schema migration."""
+    """An MlflowClient on ``uri``; creating it on a new sqlite file runs the schema migration,
+    under :func:`_store_lock` so that processes starting together on a new store do not race."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
-    client.search_experiments(max_results=1)  # forces store creation / migration now
+    with _store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # forces store creation / migration now
     return client
 
 
