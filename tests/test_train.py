@@ -211,6 +211,29 @@ def test_mlflow_server_serves_the_run_over_rest(finished_run) -> None:
             server.kill()
 
 
+def test_a_refused_rerun_leaves_the_finished_run_alone(
+    finished_run, cwru_dir: Path, shared_cache: Path
+) -> None:
+    """Another configuration into the same run folder is refused before the earlier MLflow run is
+    reopened: it stays FINISHED (it used to be set RUNNING, then FAILED)."""
+    root, run_id, _ = finished_run
+    proc = _fd_train(
+        [
+            *SMALL,
+            "trainer.epochs=1",
+            "trainer.seed=7",
+            "tracking.experiment=unit",
+            f"hydra.run.dir={root}/run",
+        ],
+        _env(root, cwru_dir, shared_cache),
+    )
+    assert proc.returncode != 0
+    assert "was written by a different configuration" in proc.stderr
+    client = _client(root)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert len(client.search_runs([client.get_experiment_by_name("unit").experiment_id])) == 1
+
+
 def _checkpoint_epoch(path: Path) -> int:
     try:
         return int(torch.load(path, weights_only=True)["epoch"])

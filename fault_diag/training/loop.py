@@ -665,6 +665,23 @@ def _threshold_summary(model: Classifier, x: Tensor) -> dict[str, Any] | None:
     return {name: float(v.float().mean()) for name, v in store.items()}
 
 
+def check_resumable(cfg: DictConfig, output_dir: Path) -> None:
+    """Raise :class:`CheckpointError` now when ``output_dir`` holds a checkpoint of another
+    configuration (the check :func:`train` makes), so that the caller refuses the run before it
+    touches anything else, such as the tracking run the earlier job recorded."""
+    ckpt_path = output_dir / "checkpoints" / "last.pt"
+    if not (cfg.trainer.resume and ckpt_path.exists()):
+        return
+    fingerprint = config_fingerprint(cfg)
+    found = load_checkpoint(ckpt_path).get("fingerprint")
+    if found != fingerprint:
+        raise CheckpointError(
+            f"checkpoint {ckpt_path} was written by a different configuration "
+            f"(fingerprint {found} != {fingerprint}); "
+            "use another output directory or trainer.resume=false"
+        )
+
+
 def read_checkpoint_extra(output_dir: Path) -> dict[str, Any]:
     """The ``checkpoint_extra`` stored by :func:`train` in ``output_dir``'s last checkpoint, or {}."""
     path = output_dir / "checkpoints" / "last.pt"

@@ -26,6 +26,7 @@ from fault_diag.metric_names import (
 from fault_diag.training.evaluation import ConditionResult
 from fault_diag.training.loop import (
     TrainResult,
+    check_resumable,
     configure_threads,
     read_checkpoint_extra,
     resolve_device,
@@ -311,6 +312,10 @@ def run_job(cfg: DictConfig) -> float:
         uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
         check_store_writable(uri)
     output_dir = Path(cfg.paths.output_dir)
+
+    # A rerun into a folder holding another configuration's checkpoint is refused here, before
+    # the earlier job's MLflow run is reopened (it would otherwise be set RUNNING, then FAILED).
+    check_resumable(cfg, output_dir)
 
     data_cfg = OmegaConf.to_object(cfg.data)
     dataset = build_dataset(data_cfg)  # type: ignore[arg-type]
