@@ -335,7 +335,7 @@ class NullRun:
     def finish(self, **kwargs: Any) -> None:
         """No-op."""
 
-    def fail(self) -> None:
+    def fail(self, status: str = "FAILED") -> None:
         """No-op."""
 
 
@@ -421,6 +421,7 @@ class MlflowRun:
         """Mark the run finished."""
         self.client.set_terminated(self.run_id, status="FINISHED")
 
-    def fail(self) -> None:
-        """Mark the run failed (an exception ended training)."""
-        self.client.set_terminated(self.run_id, status="FAILED")
+    def fail(self, status: str = "FAILED") -> None:
+        """Mark the run ended without finishing: ``FAILED`` (an exception) or ``KILLED`` (a signal
+        or Ctrl-C)."""
+        self.client.set_terminated(self.run_id, status=status)

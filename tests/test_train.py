@@ -287,6 +287,38 @@ def test_killed_run_resumes_to_the_same_metrics(
     assert res_card["metrics"] == ref_card["metrics"]
 
 
+def test_sigterm_closes_the_run_as_killed(
+    tmp_path: Path, cwru_dir: Path, shared_cache: Path
+) -> None:
+    """SIGTERM (SLURM, containers, kill) during training ends the MLflow run as KILLED, not RUNNING."""
+    env = _env(tmp_path, cwru_dir, shared_cache)
+    run_dir = tmp_path / "term"
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    cmd = [
+        sys.executable,
+        "-m",
+        "fault_diag.cli.train",
+        *SMALL,
+        "trainer.epochs=50",
+        "tracking.experiment=term",
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    while not (ckpt.exists() and _checkpoint_epoch(ckpt) >= 1):
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        assert time.monotonic() < deadline, "no checkpoint after 240 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    client = _client(tmp_path)
+    (run,) = client.search_runs([client.get_experiment_by_name("term").experiment_id])
+    assert run.info.status == "KILLED", err[-2000:]
+
+
 def test_joblib_multirun_gives_one_parent_and_two_children(
     tmp_path: Path, cwru_dir: Path, shared_cache: Path
 ) -> None:

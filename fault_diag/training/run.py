@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +287,30 @@ def log_final(
     tracker.finish()
 
 
+class Terminated(BaseException):
+    """SIGTERM (what SLURM, containers and ``kill`` send) arrived during training."""
+
+
+def _terminate_as_interrupt() -> Callable[[], None]:
+    """Turn SIGTERM into :class:`Terminated` while a job trains, so its tracking run is closed as
+    KILLED instead of being left RUNNING; returns the function that restores the old handler.
+    Outside the main thread (where signals cannot be handled) it does nothing."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum} received during training")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        return lambda: None
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
 def run_job(cfg: DictConfig) -> float:
     """Validate, build data, train, log. Returns the test accuracy (what a sweeper optimises)."""
     from fault_diag.tracking import (
@@ -327,6 +352,7 @@ def run_job(cfg: DictConfig) -> float:
         tracker = MlflowRun(cfg, tags=run_tags(cfg, dataset), resume_run_id=previous, parent=parent)
         log.info("MLflow run %s in %s", tracker.run_id, uri)
 
+    restore = _terminate_as_interrupt()
     try:
         result = train(
             cfg,
@@ -340,9 +366,14 @@ def run_job(cfg: DictConfig) -> float:
         files = write_artifacts(artifact_dir, cfg, result, card, overrides)
         if isinstance(tracker, MlflowRun):
             log_final(tracker, cfg, dataset, result, card, files)
+    except (KeyboardInterrupt, Terminated):
+        tracker.fail("KILLED")
+        raise
     except BaseException:
         tracker.fail()
         raise
+    finally:
+        restore()
 
     _print_summary(cfg, result, tracker.run_id, uri)
     return float(result.test_metrics["test/acc"])
