@@ -49,6 +49,20 @@ def load_runs(experiment: str, tracking_uri: str | None) -> list[dict[str, Any]]
     runs = client.search_runs(
         [exp.experiment_id], "attributes.status = 'FINISHED'", max_results=1000
     )
+    # One run per (setup, protocol, kind, SNR, seed): the latest, if a job was run twice.
+    latest: dict[tuple[str, ...], Any] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        t = run.data.tags
+        key = (
+            setup_label(t),
+            t.get("protocol", ""),
+            t.get("noise", ""),
+            t.get("snr_db", ""),
+            t.get("seed", ""),
+        )
+        if t.get("fd.role") != "sweep":
+            latest[key] = run
+    runs = list(latest.values())
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
