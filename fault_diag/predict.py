@@ -102,7 +102,8 @@ def cut_windows(x: np.ndarray, window_length: int, hop: int) -> tuple[np.ndarray
         )
     starts = np.arange(0, x.size - window_length + 1, hop, dtype=np.int64)
     view = np.lib.stride_tricks.sliding_window_view(x, window_length)
-    return np.ascontiguousarray(view[starts][:, None, :], dtype=np.float32), starts
+    windows = np.ascontiguousarray(view[starts], dtype=np.float32).reshape(-1, 1, window_length)
+    return windows, starts  # reshape gives canonical strides (see data/dataset.py)
 
 
 @dataclass

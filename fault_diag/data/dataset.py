@@ -282,7 +282,12 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
                 "notes": sig.notes,
             }
         )
-    windows = np.concatenate(chunks)[:, None, :] if chunks else np.zeros((0, 1, L), np.float32)
+    # reshape, not [:, None, :]: the inserted axis would keep a 4-byte stride, which numpy and torch
+    # still call contiguous but oneDNN reads as another memory layout and convolves with another
+    # kernel (other rounding): a cold build then trained differently from a cache hit.
+    windows = (
+        np.concatenate(chunks).reshape(-1, 1, L) if chunks else np.zeros((0, 1, L), np.float32)
+    )
     meta = pd.DataFrame({c: np.concatenate(v) for c, v in columns.items()})
     for col in ("split", "file", "class_name", "channel", "variable"):
         meta[col] = meta[col].astype(str)

@@ -459,7 +459,9 @@ def prepare_split_tensors(
                 raise ValueError(
                     f"the {name} split of the dataset is empty; check data.split_fractions"
                 )
-            raw[f"x_{name}"] = torch.from_numpy(x_np).to(device)
+            # A copy with canonical strides: a size-1 axis with an odd stride is "contiguous" to
+            # numpy and torch but selects another oneDNN convolution kernel (other rounding).
+            raw[f"x_{name}"] = torch.from_numpy(np.array(x_np, order="C", copy=True)).to(device)
             raw[f"y_{name}"] = torch.from_numpy(y_np).to(device)
     x_train, y_train = raw["x_train"], raw["y_train"]
     x_val_clean, y_val = raw["x_val"], raw["y_val"]
