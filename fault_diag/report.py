@@ -372,6 +372,20 @@ def _condition_text(scope: str, kind: str | None, snr_db: float | None, variant:
     return text + (f"/{ADABN}" if variant == ADABN else "")
 
 
+def _setup_label(tags: dict[str, str]) -> str:
+    """The data setup of a run, with its band when band-limited (``cwru10 0-4000 Hz``): runs of the
+    same setup name at different bands are different experiments and are never pooled."""
+    setup = tags.get("data_setup", "")
+    band = tags.get("band_hz", "None")
+    if band in ("None", "", "null"):
+        return setup
+    try:
+        low, high = (float(v) for v in band.strip("[]").split(","))
+    except ValueError:
+        return f"{setup} {band}"
+    return f"{setup} {low:g}-{high:g} Hz"
+
+
 def tidy_table(runs: list[Any], windows: Mapping[str, WindowScores] | None = None) -> pd.DataFrame:
     """One row per (run, test condition, variant); columns :data:`TIDY_COLUMNS`.
 
@@ -392,7 +406,7 @@ def tidy_table(runs: list[Any], windows: Mapping[str, WindowScores] | None = Non
             "seed": _int_or_nan(tags.get("seed")),
             "test_draws": _int_or_nan(tags.get("test_draws")),
             "healthy_class": tags.get("healthy_class", ""),
-            "data_setup": tags.get("data_setup", ""),
+            "data_setup": _setup_label(tags),
             "split": tags.get("split", ""),
             "sweep_id": tags.get("sweep_id", ""),
         }

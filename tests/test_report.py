@@ -898,3 +898,12 @@ def test_results_tables_script_pairs_runs_by_kind_snr_and_seed(tmp_path: Path, c
     pd.concat([new, adabn]).to_csv(csv, index=False)
     assert mod.main([str(csv)]) == 0
     assert capsys.readouterr().out == out
+
+
+def test_runs_at_another_band_are_another_setup() -> None:
+    """Band-limited runs of a setup are never pooled with its full-band runs."""
+    from fault_diag.report import _setup_label
+
+    assert _setup_label({"data_setup": "cwru10", "band_hz": "None"}) == "cwru10"
+    assert _setup_label({"data_setup": "cwru10"}) == "cwru10"
+    assert _setup_label({"data_setup": "cwru10", "band_hz": "[0.0, 4000.0]"}) == "cwru10 0-4000 Hz"
