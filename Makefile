@@ -45,7 +45,7 @@ train-matched: $(STAMP) ## DRSN-CW matched at 0 dB Gaussian (the DRSN paper's pr
 	$(VENV)/bin/fd-train experiment=quickstart_matched $(ARGS)
 
 TARGETS_OUT ?= docs/results/targets
-targets: $(STAMP) ## mixed DRSN-CW vs matched specialists, full band and 0-4 kHz, seeds 0-2 (60 jobs, ~2 h on 2 cores)
+targets: $(STAMP) ## mixed DRSN-CW vs matched specialists, full band and 0-4 kHz, seeds 0-2 (51 jobs, ~2 h on 2 cores)
 	$(VENV)/bin/fd-data download --setup cwru10
 	$(VENV)/bin/fd-train sweep=targets_mixed $(ARGS)
 	$(VENV)/bin/fd-train sweep=targets_matched $(ARGS)
