@@ -180,7 +180,14 @@ def main(argv: list[str] | None = None) -> int:
                 reached = mix.mean >= (ref.low if not math.isnan(ref.low) else ref.mean)
                 met += reached
                 total += 1
-                verdict = "met" if reached else f"missed by {100 * (ref.low - mix.mean):.1f}"
+                gap = 100 * (ref.low - mix.mean)
+                verdict = (
+                    "met"
+                    if reached
+                    else f"missed by {max(gap, 0.1):.1f}"
+                    if gap >= 0.05
+                    else "missed by < 0.1"
+                )
                 lines.append(
                     f"| {kind} | {snr:g} | {fmt(ref)} | {fmt(mix)} | "
                     f"{100 * (mix.mean - ref.mean):+.1f} | {verdict} |"
