@@ -932,6 +932,11 @@ def plot_accuracy_vs_snr(summary: pd.DataFrame, path: Path, title: str) -> dict[
     rows.sort(key=lambda pv: (protocol_rank[pv[0]], pv[1] != PLAIN))
     models = sorted(str(m) for m in pd.unique(curves["model"]))
     several_setups = curves["data_setup"].nunique() > 1
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]
+    setup_styles = {
+        str(name): styles[i % len(styles)]
+        for i, name in enumerate(sorted(str(v) for v in pd.unique(curves["data_setup"])))
+    }
     # tab10 gives 10 distinct colours; beyond that tab20 (the registry has 9 models today).
     cmap = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
     colours = {m: cmap(i % cmap.N) for i, m in enumerate(models)}
@@ -960,7 +965,12 @@ def plot_accuracy_vs_snr(summary: pd.DataFrame, path: Path, title: str) -> dict[
                 high = 100 * group["score_high"].to_numpy(float)
                 colour = colours[str(model)]
                 label = f"{model} [{setup}]" if several_setups else str(model)
-                (line,) = ax.plot(x, mean, color=colour, marker="o", ms=3.5, lw=1.4)
+                # One colour per model; a line style and marker per data setup, so that two setups
+                # of one model stay apart.
+                style = setup_styles[str(setup)]
+                (line,) = ax.plot(
+                    x, mean, color=colour, ls=style[0], marker=style[1], ms=3.5, lw=1.4
+                )
                 has_band = ~(np.isnan(low) | np.isnan(high))
                 if len(x) > 1 and has_band.any():
                     ax.fill_between(
