@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         f"# Mixed-SNR DRSN-CW against matched specialists ({len(runs)} runs, experiment "
         f"`{args.experiment}`)",
         "",
+        f"Regenerate: `python scripts/mixed_targets.py --experiment {args.experiment} --out {args.out}` "
+        f"(`make targets` trains the runs first). Runs trained at commit(s) "
+        f"{', '.join(sorted({str(r['tags'].get('git_commit', '?'))[:7] for r in runs}))}.",
+        "",
         "Balanced accuracy (%) on the test split, mean over seeds with a 95 % bootstrap interval "
         "(seeds, and test windows within class; 3 noise draws per window). Matched specialist: trained "
         "and tested at that kind and SNR. Mixed: one model per seed (SNR uniform on -10..+10 dB, three "
