@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fault_diag.export import Bundle, load_bundle
+from fault_diag.export import Bundle, _softmax, load_bundle
 
 log = logging.getLogger(__name__)
 
@@ -324,12 +324,6 @@ def _adapted_probabilities(bundle: Bundle, windows: np.ndarray) -> tuple[np.ndar
         "windows (torch, weights from the bundle's .pt2)"
     )
     return _softmax(logits), note
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def envelope_warnings(card: dict[str, Any], fs_recording_hz: int) -> list[str]:

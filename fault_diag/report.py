@@ -372,7 +372,7 @@ def _condition_text(scope: str, kind: str | None, snr_db: float | None, variant:
     return text + (f"/{ADABN}" if variant == ADABN else "")
 
 
-def _setup_label(tags: dict[str, str]) -> str:
+def setup_label(tags: dict[str, str]) -> str:
     """The data setup of a run, with its band when band-limited (``cwru10 0-4000 Hz``): runs of the
     same setup name at different bands are different experiments and are never pooled."""
     setup = tags.get("data_setup", "")
@@ -406,7 +406,7 @@ def tidy_table(runs: list[Any], windows: Mapping[str, WindowScores] | None = Non
             "seed": _int_or_nan(tags.get("seed")),
             "test_draws": _int_or_nan(tags.get("test_draws")),
             "healthy_class": tags.get("healthy_class", ""),
-            "data_setup": _setup_label(tags),
+            "data_setup": setup_label(tags),
             "split": tags.get("split", ""),
             "sweep_id": tags.get("sweep_id", ""),
         }
@@ -1367,6 +1367,7 @@ __all__ = [
     "result_json",
     "score_label",
     "select_runs",
+    "setup_label",
     "summary_table",
     "threshold_table",
     "tidy_table",

@@ -26,15 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fault_diag.report import setup_label
+
 KINDS = ("gaussian", "pink", "laplacian")
 REFERENCE_SNRS = (-8.0, -4.0, 0.0, 8.0)
-
-
-def setup_label(tags: dict[str, str]) -> str:
-    band = tags.get("band_hz", "None")
-    return tags.get("data_setup", "?") + (
-        "" if band in ("None", "", "null") else f" band {band} Hz"
-    )
 
 
 def load_runs(experiment: str, tracking_uri: str | None) -> list[dict[str, Any]]:

@@ -902,8 +902,8 @@ def test_results_tables_script_pairs_runs_by_kind_snr_and_seed(tmp_path: Path, c
 
 def test_runs_at_another_band_are_another_setup() -> None:
     """Band-limited runs of a setup are never pooled with its full-band runs."""
-    from fault_diag.report import _setup_label
+    from fault_diag.report import setup_label
 
-    assert _setup_label({"data_setup": "cwru10", "band_hz": "None"}) == "cwru10"
-    assert _setup_label({"data_setup": "cwru10"}) == "cwru10"
-    assert _setup_label({"data_setup": "cwru10", "band_hz": "[0.0, 4000.0]"}) == "cwru10 0-4000 Hz"
+    assert setup_label({"data_setup": "cwru10", "band_hz": "None"}) == "cwru10"
+    assert setup_label({"data_setup": "cwru10"}) == "cwru10"
+    assert setup_label({"data_setup": "cwru10", "band_hz": "[0.0, 4000.0]"}) == "cwru10 0-4000 Hz"

@@ -130,12 +130,17 @@ def noisy_test_copies(
     return out
 
 
+def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+
+
 def has_batchnorm(model: nn.Module) -> bool:
     """True when ``model`` holds a BatchNorm layer with running statistics."""
-    return any(
-        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-        for m in model.modules()
-    )
+    return bool(_batchnorms(model))
 
 
 @torch.no_grad()
@@ -151,11 +156,7 @@ def adapt_batchnorm(
     """
     adapted = copy.deepcopy(model)
     adapted.eval()
-    bns = [
-        m
-        for m in adapted.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-    ]
+    bns = _batchnorms(adapted)
     if not bns:
         return adapted
     saved = [(bn, bn.momentum) for bn in bns]
@@ -177,7 +178,8 @@ def adapt_batchnorm(
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, x: Tensor, batch_size: int, amp: bool) -> Tensor:
+def predict(model: nn.Module, x: Tensor, batch_size: int, amp: bool = False) -> Tensor:
+    """Logits for ``x`` in eval mode, batched (bf16 autocast when ``amp``)."""
     model.eval()
     outs = []
     for start in range(0, x.shape[0], batch_size):
@@ -243,7 +245,7 @@ def evaluate_condition(
     scored = adapt_batchnorm(model, copies, batch_size) if adabn else model
     preds, losses = [], []
     for x in copies:
-        logits = _logits(scored, x, batch_size, amp)
+        logits = predict(scored, x, batch_size, amp)
         losses.append(float(nn.functional.cross_entropy(logits, y).item()))
         preds.append(logits.argmax(dim=1).cpu().numpy())
     labels = y.cpu().numpy()
@@ -262,5 +264,6 @@ __all__ = [
     "evaluate_condition",
     "has_batchnorm",
     "noisy_test_copies",
+    "predict",
     "score_predictions",
 ]

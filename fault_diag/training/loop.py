@@ -49,6 +49,7 @@ from fault_diag.training.evaluation import (
     evaluate_condition,
     has_batchnorm,
     noisy_test_copies,
+    predict,
 )
 from fault_diag.training.fast import (
     TrainStep,
@@ -140,18 +141,6 @@ def build_classifier(cfg: DictConfig, num_classes: int, in_channels: int) -> Cla
     kwargs = {str(k): v for k, v in params.items()}
     network = get_model(cfg.model.name, num_classes=num_classes, in_channels=in_channels, **kwargs)
     return Classifier(network)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: Tensor, batch_size: int, amp: bool = False) -> Tensor:
-    """Logits for ``x`` in eval mode, batched."""
-    model.eval()
-    outs = []
-    for start in range(0, x.shape[0], batch_size):
-        xb = x[start : start + batch_size]
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            outs.append(model(xb).float())
-    return torch.cat(outs) if outs else torch.empty(0)
 
 
 def evaluate(
@@ -536,34 +525,33 @@ def evaluate_all(
         for s in nz.test_snr_grid_db
     ]
     variants = [False, True] if adapt else [False]
+    # Each condition's noisy copies are drawn once and scored by every variant; a training
+    # condition that is also clean or a grid point is scored once and named twice.
     done: dict[tuple[str, float | None, bool], ConditionResult] = {}
-    for adabn in variants:
-        for name, kind, snr in conditions:
+    for name, kind, snr in conditions:
+        copies = None
+        for adabn in variants:
             key = (kind, snr, adabn)
-            if key in done:  # the training condition is also clean or a grid point
-                prev = done[key]
-                report.conditions.append(
-                    dataclasses.replace(
-                        prev, name=condition_name(kind, snr, train=name == "train", adabn=adabn)
-                    )
+            label = condition_name(kind, snr, train=name == "train", adabn=adabn)
+            if key not in done:
+                if copies is None:
+                    copies = eval_copies(data, data.x_test_clean, kind, snr, seed, draws, "test")
+                done[key] = evaluate_condition(
+                    model,
+                    copies,
+                    data.y_test,
+                    name=label,
+                    kind=kind,
+                    snr_db=snr,
+                    num_classes=len(class_names),
+                    healthy_index=healthy_index,
+                    batch_size=int(t.eval_batch_size),
+                    amp=amp,
+                    adabn=adabn,
                 )
-                continue
-            copies = eval_copies(data, data.x_test_clean, kind, snr, seed, draws, "test")
-            result = evaluate_condition(
-                model,
-                copies,
-                data.y_test,
-                name=condition_name(kind, snr, train=name == "train", adabn=adabn),
-                kind=kind,
-                snr_db=snr,
-                num_classes=len(class_names),
-                healthy_index=healthy_index,
-                batch_size=int(t.eval_batch_size),
-                amp=amp,
-                adabn=adabn,
-            )
-            done[key] = result
-            report.conditions.append(result)
+            report.conditions.append(dataclasses.replace(done[key], name=label))
+    # Plain results first, then AdaBN: the order of the printout and of window_scores.npz.
+    report.conditions.sort(key=lambda c: c.adabn)
     return report
 
 
