@@ -9,7 +9,7 @@ EXTRAS ?= dev,export,mat73,sweeps
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all data train train-matched targets verdicts sweep sweep-smoke study study-cpu study-reduced report bench ui lint format typecheck clean
+.PHONY: help install test test-slow test-all data train train-matched targets verdicts sweep sweep-smoke study study-cpu report bench ui lint format typecheck clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -65,23 +65,23 @@ sweep: $(STAMP) ## the SNR x noise x model x seed sweep, parallel jobs (ARGS to 
 sweep-smoke: $(STAMP) ## a 2-model x 3-SNR, 1-epoch sweep (minutes on a CPU)
 	$(VENV)/bin/fd-train sweep=smoke $(ARGS)
 
-study: $(STAMP) ## the full noise-robustness study (9 models x 3 noises x 11 SNRs x 3 seeds, both protocols; a GPU job)
+STUDY_OUT ?= docs/results/study
+STUDY_SWEEPS := study_mixed study_mixed_seeds study_band4k study_clean_train study_matched
+study: $(STAMP) ## the full study on a GPU: 9 models x 10 seeds, 100 epochs, every protocol on both setups
 	$(VENV)/bin/fd-data download --setup cwru10
-	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_matched $(ARGS)
-	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_clean_train $(ARGS)
-	$(VENV)/bin/fd-report --experiment study_cwru10 --out docs/results/full
+	$(VENV)/bin/fd-train experiment=study sweep=study_mixed 'trainer.seed=range(0,10)' $(ARGS)
+	$(VENV)/bin/fd-train experiment=study sweep=study_band4k 'model=$(ALL_MODELS)' 'trainer.seed=range(0,10)' $(ARGS)
+	$(VENV)/bin/fd-train experiment=study sweep=study_clean_train 'model=$(ALL_MODELS)' 'trainer.seed=range(0,10)' $(ARGS)
+	$(VENV)/bin/fd-train experiment=study sweep=study_matched 'model=$(ALL_MODELS)' 'noise=gaussian,pink,laplacian' 'noise.snr_db=-8,-4,0' 'trainer.seed=range(0,10)' $(ARGS)
+	$(PY) scripts/study_results.py --experiment study --out docs/results/study_gpu
 
-study-cpu: $(STAMP) ## every model x 3 seeds on a CPU (matched at -8/-4 dB + clean-train grid, 12 epochs; ~85 min on 2 cores)
+ALL_MODELS := drsn_cw,drsn_cs,resnet1d,convnet1d,se_resnet1d,resnet1d_aprelu,ran1d,se_felu_resnet1d,wdcnn
+study-cpu: $(STAMP) ## the study sized for a 2-core CPU (114 runs, about 70 min; docs/results.md says what is cut)
 	$(VENV)/bin/fd-data download --setup cwru10
-	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_cpu $(ARGS)
-	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_cpu_clean_train $(ARGS)
-	$(VENV)/bin/fd-report --experiment study_cwru10_cpu --out docs/results/cpu
-
-study-reduced: $(STAMP) ## the CPU-sized study (3 models x 3 noises x 4 SNRs, 12 epochs, both protocols; ~15 min)
-	$(VENV)/bin/fd-data download --setup cwru10
-	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_reduced $(ARGS)
-	$(VENV)/bin/fd-train experiment=study_cwru10 sweep=study_reduced_clean_train $(ARGS)
-	$(VENV)/bin/fd-report --experiment study_cwru10_reduced --out docs/results/reduced
+	@mkdir -p outputs; start=$$(date +%s); \
+	for s in $(STUDY_SWEEPS); do $(VENV)/bin/fd-train experiment=study_cpu sweep=$$s $(ARGS) || exit $$?; done; \
+	echo "study-cpu: training wall time $$(( $$(date +%s) - start )) s" | tee outputs/study_cpu_wall.txt
+	$(PY) scripts/study_results.py --experiment study_cpu --out $(STUDY_OUT)
 
 report: $(STAMP) ## report of the latest sweep (ARGS='--experiment NAME' for another)
 	$(VENV)/bin/fd-report $(if $(ARGS),$(ARGS),--sweep latest)
