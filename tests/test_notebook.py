@@ -90,6 +90,12 @@ def test_quickstart_notebook_executes(
     match = re.search(r"strongest envelope line between 100 and 500 Hz: ([\d.]+) Hz", text)
     assert match and abs(float(match.group(1)) - 162.2) < 3, "BPFI line of 105.mat not found"
     assert "realised SNR (dB)" in text
+    # the mixed-protocol model's grid in balanced accuracy, and the confound the audit flags
+    assert "balanced accuracy by noise kind and SNR (dB), from MLflow" in text
+    assert re.search(r"spectral flag: normal: [\d.]+ % of its power in 4000-5000 Hz", text), (
+        "the band-power audit should flag the normal class's 4-5 kHz line"
+    )
+    assert "share of fault test windows classified as normal" in text
 
     # The run the notebook trained is in the temporary store, finished, with its metrics, and the
     # notebook reported exactly that run.
