@@ -76,7 +76,7 @@ study: $(STAMP) ## the full study on a GPU: 9 models x 10 seeds, 100 epochs, eve
 	$(PY) scripts/study_results.py --experiment study --out docs/results/study_gpu
 
 ALL_MODELS := drsn_cw,drsn_cs,resnet1d,convnet1d,se_resnet1d,resnet1d_aprelu,ran1d,se_felu_resnet1d,wdcnn
-study-cpu: $(STAMP) ## the study sized for a 2-core CPU (114 runs, about 70 min; docs/results.md says what is cut)
+study-cpu: $(STAMP) ## the study sized for a 2-core CPU (96 runs, about an hour; docs/results.md says what is cut)
 	$(VENV)/bin/fd-data download --setup cwru10
 	@mkdir -p outputs; start=$$(date +%s); \
 	for s in $(STUDY_SWEEPS); do $(VENV)/bin/fd-train experiment=study_cpu sweep=$$s $(ARGS) || exit $$?; done; \
