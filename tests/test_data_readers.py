@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -17,9 +18,12 @@ from fault_diag.data.errors import (
     RecordingReadError,
 )
 from fault_diag.data.readers import (
+    SINGLE_VARIABLE,
+    RecordedRate,
     VariableFallbackWarning,
     read_mat,
     read_recording,
+    recorded_rate,
     select_variable,
 )
 
@@ -61,6 +65,47 @@ def test_copy_under_another_name_falls_back_with_a_warning(cwru_dir: Path, tmp_p
     with pytest.warns(VariableFallbackWarning, match="X105_DE_time"):
         sig = read_mat(copy)
     assert sig.variable == "X105_DE_time" and sig.rpm == 1797
+
+
+@pytest.mark.integration
+def test_real_cwru_rates_come_from_the_catalogue(cwru_dir: Path, tmp_path: Path) -> None:
+    """CWRU files store only the RPM; their rate is the catalogue's, known by the file number when
+    the file holds that number's variables (a renamed copy records nothing)."""
+    assert recorded_rate(cwru_dir / "97.mat").hz == 48000  # the 48 kHz normal baseline
+    assert recorded_rate(cwru_dir / "105.mat").hz == 12000
+    shutil.copy(cwru_dir / "105.mat", tmp_path / "run_a.mat")
+    assert recorded_rate(tmp_path / "run_a.mat") is None
+
+
+def hit_sm_dir() -> Path:
+    """The real HIT-SM recordings: $FAULT_DIAG_HIT_SM_DIR, else a ``hit_sm`` folder beside the
+    CWRU folder ($FAULT_DIAG_DATA_DIR/../hit_sm); skips, saying so, when neither holds them."""
+    env = os.environ.get("FAULT_DIAG_HIT_SM_DIR")
+    cwru = os.environ.get("FAULT_DIAG_DATA_DIR")
+    folder = Path(env) if env else (Path(cwru).parent / "hit_sm" if cwru else None)
+    if folder is None or not (folder / "MANIFEST.csv").is_file():
+        pytest.skip(
+            "HIT-SM recordings not found (set FAULT_DIAG_HIT_SM_DIR to the folder with "
+            f"MANIFEST.csv; looked in {folder}): real single-variable .mat test skipped"
+        )
+    return folder
+
+
+@pytest.mark.integration
+def test_real_hit_sm_files_are_read_whatever_their_variable() -> None:
+    """All 42 HIT-SM files (z10_1, z20_4, VarName5, V0, inside2d_600_1, ...): the default channel
+    reads each file's only variable, the one its manifest names."""
+    import pandas as pd
+
+    folder = hit_sm_dir()
+    listing = pd.read_csv(folder / "MANIFEST.csv")
+    assert len(listing) == 42
+    for _, row in listing.iterrows():
+        sig = read_recording(folder / row["file"])
+        assert sig.variable == row["variable"] and sig.single_variable, row["file"]
+        assert sig.data.shape == (int(row["n_samples"]),)
+        assert recorded_rate(folder / row["file"]) is None  # HIT-SM files store no rate
+    assert {"z20_4", "VarName5", "V0"} <= set(listing["variable"])
 
 
 # ------------------------------------------------------------------ rules on synthetic files
@@ -105,10 +150,78 @@ def test_several_candidates_none_matching_is_an_error_listing_them(tmp_path: Pat
 
 
 def test_mat_without_usable_variable(tmp_path: Path) -> None:
+    # Two signals, neither named by the channel: which one is meant cannot be told.
     path = tmp_path / "105.mat"
-    scipy.io.savemat(path, {"signal": _col(), "ans": 3.0})
-    with pytest.raises(NoUsableVariableError, match=r"105\.mat.*'DE'.*signal"):
+    scipy.io.savemat(path, {"signal": _col(), "other": _col(), "ans": 3.0})
+    with pytest.raises(NoUsableVariableError, match=r"105\.mat.*'DE'.*present: .*'signal'") as e:
         read_mat(path)
+    assert "'other' (1000 x 1 double)" in str(e.value) and "ans" not in str(e.value)
+    # (One signal and a stray 'ans' is a single-variable file: test_single_variable_mat_...)
+    scipy.io.savemat(path, {"signal": _col(), "ans": 3.0})
+    assert read_mat(path).variable == "signal"
+
+
+def test_single_variable_mat_is_read_whatever_its_name(tmp_path: Path) -> None:
+    """HIT-SM-style files: one signal per file under a name that changes from file to file, maybe
+    with scalars beside it (a rate); no channel needed, and the read says it took the only one."""
+    h5py = pytest.importorskip("h5py")
+    for name, value in (("z20_4", _col()), ("VarName5", _col().T), ("V0", _col()[:, 0])):
+        path = tmp_path / f"{name}.mat"
+        scipy.io.savemat(path, {name: value, "fs": 51200, "label": "IR2"})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing to warn about: the name is just the name
+            for channel in ("DE", SINGLE_VARIABLE):
+                sig = read_recording(path, channel)
+                assert sig.variable == name and sig.single_variable
+                np.testing.assert_array_equal(sig.data, np.ravel(value))
+        assert not read_recording(path, name).single_variable  # named: read by its name
+    x = RNG.standard_normal(500)
+    path = tmp_path / "v73.mat"
+    with h5py.File(path, "w", userblock_size=512) as h5:
+        h5.create_dataset("inside2d_600_1", data=x[None, :])
+        h5.create_dataset("Fs", data=np.array([[25600.0]]))
+    with open(path, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file".ljust(116) + b" " * 8 + b"\x00\x02IM")
+    sig = read_recording(path)
+    assert sig.variable == "inside2d_600_1" and sig.single_variable
+    np.testing.assert_array_equal(sig.data, x)
+    assert recorded_rate(path) == RecordedRate(25600.0, "variable 'Fs' in the file")
+    # a .npz holding a signal and its rate: the signal is the only vector
+    np.savez(tmp_path / "s.npz", acc=x, fs=np.array(25600))
+    sig = read_recording(tmp_path / "s.npz")
+    assert sig.variable == "acc" and sig.single_variable
+    assert recorded_rate(tmp_path / "s.npz") == RecordedRate(25600.0, "array 'fs' in the file")
+
+
+def test_channel_named_files_never_read_another_channel(tmp_path: Path) -> None:
+    """A CWRU file without the asked channel is an error, even when its DE signal is its only
+    vector: reading DE as FE would be a silent mistake."""
+    path = tmp_path / "56.mat"
+    scipy.io.savemat(path, {"X056_DE_time": _col(), "X056RPM": np.array([[1797]])})
+    with pytest.raises(NoUsableVariableError, match=r"56\.mat.*'FE'.*'X056_DE_time'"):
+        read_mat(path, channel="FE")
+    assert not read_mat(path).single_variable  # DE is found by its channel
+    # asked for "the only signal" explicitly, the file's one vector is it
+    assert read_mat(path, channel=SINGLE_VARIABLE).variable == "X056_DE_time"
+    two = tmp_path / "two.mat"
+    scipy.io.savemat(two, {"a": _col(), "b": _col()})
+    with pytest.raises(NoUsableVariableError, match=r"single signal.*'a' \(1000 x 1 double\)"):
+        read_mat(two, channel=SINGLE_VARIABLE)
+
+
+def test_recorded_rate(tmp_path: Path) -> None:
+    for name in ("fs", "Fs", "sample_rate", "SamplingFrequency"):
+        scipy.io.savemat(tmp_path / "a.mat", {"x": _col(), name: 20000.0})
+        assert recorded_rate(tmp_path / "a.mat") == RecordedRate(
+            20000.0, f"variable {name!r} in the file"
+        )
+    # not a rate: RPM, a vector called fs, a negative or text value; csv/npy record none
+    scipy.io.savemat(tmp_path / "b.mat", {"x": _col(), "X001RPM": 1797.0, "fs": "fast"})
+    assert recorded_rate(tmp_path / "b.mat") is None
+    scipy.io.savemat(tmp_path / "c.mat", {"x": _col(), "fs": _col()[:, 0], "srate": -5.0})
+    assert recorded_rate(tmp_path / "c.mat") is None
+    np.save(tmp_path / "d.npy", _col())
+    assert recorded_rate(tmp_path / "d.npy") is None
 
 
 def test_select_variable_ignores_matlab_bookkeeping() -> None:

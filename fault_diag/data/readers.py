@@ -8,7 +8,19 @@ so the variable is chosen by rule, never by hard-coded file numbers:
 1. the exact name built from the file number (``X097_DE_time`` for 97.mat);
 2. else, if exactly one ``*_<CH>_time`` variable exists, that one (with a warning);
 3. else, several candidates and none matches the number: :class:`AmbiguousVariableError` listing them;
-   none at all: :class:`NoUsableVariableError` listing the variables present.
+4. else, when no variable is named after a channel (``*_DE_time``, ``*_FE_time``, ``*_BA_time``) and
+   the file holds exactly one numeric vector (1-D, ``(N, 1)`` or ``(1, N)``), that one: files from
+   other rigs hold a single signal under a name that changes from file to file (HIT-SM: ``z20_4``,
+   ``VarName5``, ...). Files with channel-named variables never take this way, so a CWRU file
+   without the asked channel is an error rather than another channel read in its place;
+5. else :class:`NoUsableVariableError` listing the variables present.
+
+``channel=SINGLE_VARIABLE`` asks for rule 4 directly: "the file's only signal, whatever its name"
+(what a dataset built from such files records as its channel, and what ``fd-predict`` then asks for).
+
+:func:`recorded_rate` finds a sampling rate a file records about itself (a scalar ``fs``-like
+variable, or the CWRU catalogue's rate for a file that holds its own numbered variables), so that a
+manifest's ``fs_hz`` can be checked against it.
 
 MATLAB v7.3 files are HDF5: ``scipy.io.loadmat`` cannot read them, so h5py (imported lazily) does, and
 arrays come transposed (MATLAB is column-major).
@@ -39,6 +51,38 @@ SUPPORTED_SUFFIXES = (".mat", ".csv", ".npy", ".npz")
 _MAT73_MAGIC = b"MATLAB 7.3"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _IGNORED_MAT_NAMES = {"ans"}
+#: The channel that means "the file's only signal, whatever its name" (see the module docstring).
+SINGLE_VARIABLE = "single-variable"
+#: A dataset whose recordings were read by different channels / variables: no one name fits all.
+PER_FILE = "per-file"
+# MATLAB classes of numeric arrays (whosmat's third field); char, logical, cell, struct are not signals.
+_NUMERIC_MAT_CLASSES = {
+    "double",
+    "single",
+    *(f"{sign}int{bits}" for sign in ("", "u") for bits in (8, 16, 32, 64)),
+}
+_CHANNEL_NAMED = re.compile(r"_(DE|FE|BA)_time$")
+# Names under which recordings commonly store their own sampling rate (compared case-insensitively).
+# Deliberately not "sr"/"sf"/"rpm": too often something else (RPM is a shaft speed, not a rate).
+RATE_VARIABLE_NAMES = frozenset(
+    {
+        "fs",
+        "fs_hz",
+        "fsamp",
+        "fsample",
+        "srate",
+        "samplerate",
+        "sample_rate",
+        "samplingrate",
+        "sampling_rate",
+        "samplefrequency",
+        "sample_frequency",
+        "samplingfrequency",
+        "sampling_frequency",
+        "sample_freq",
+        "sampling_freq",
+    }
+)
 
 
 class VariableFallbackWarning(UserWarning):
@@ -54,6 +98,45 @@ class Signal:
     variable: str
     rpm: float | None = None
     notes: list[str] = field(default_factory=list)
+    # True when the variable was taken as the file's only signal, not found by the channel's name:
+    # the channel asked for then says nothing about what was read (see dataset_channel()).
+    single_variable: bool = False
+
+
+@dataclass(frozen=True)
+class VariableInfo:
+    """One variable of a recording file: its name, shape and (MATLAB) class."""
+
+    name: str
+    shape: tuple[int, ...]
+    kind: str  # MATLAB class ("double", "char", ...) or numpy dtype kind letter for .npz/HDF5
+
+    @property
+    def numeric(self) -> bool:
+        """A number array (not text, logical, cell or struct)."""
+        return self.kind in _NUMERIC_MAT_CLASSES or self.kind in ("f", "i", "u")
+
+    @property
+    def is_vector(self) -> bool:
+        """A numeric 1-D, ``(N, 1)`` or ``(1, N)`` array with N >= 2: something a signal can be."""
+        size = int(np.prod(self.shape)) if self.shape else 1
+        return (
+            self.numeric
+            and size >= 2
+            and len(self.shape) <= 2
+            and max(self.shape, default=1) == size
+        )
+
+    @property
+    def is_scalar(self) -> bool:
+        """A numeric array of one element (a rate, an RPM, ...)."""
+        return self.numeric and int(np.prod(self.shape)) == 1
+
+    def describe(self) -> str:
+        """``'name' (262144 x 1 double)``."""
+        dims = " x ".join(str(d) for d in self.shape) or "scalar"
+        kind = {"f": "float", "i": "int", "u": "uint", "b": "bool"}.get(self.kind, self.kind)
+        return f"{self.name!r} ({dims} {kind})"
 
 
 def _fail(path: Path, cause: str) -> RecordingReadError:
@@ -108,44 +191,103 @@ def check_mat5_structure(path: str | Path) -> None:
 
 def list_mat_variables(path: str | Path) -> list[str]:
     """Names of the variables in a ``.mat`` file (v5 or v7.3), MATLAB bookkeeping names excluded."""
+    return [v.name for v in mat_variables(path)]
+
+
+def mat_variables(path: str | Path) -> list[VariableInfo]:
+    """Name, shape and class of every variable of a ``.mat`` file (v5 or v7.3), without reading
+    the arrays (the v5 headers, or the HDF5 dataset metadata)."""
     path = Path(path)
     try:
         if is_mat73(path):
-            return sorted(_h5_names(path))
+            return sorted(_h5_variables(path), key=lambda v: v.name)
         import scipy.io
 
         check_mat5_structure(path)
 
-        return [name for name, _shape, _cls in scipy.io.whosmat(str(path))]
+        return [
+            VariableInfo(name, tuple(int(d) for d in shape), cls)
+            for name, shape, cls in scipy.io.whosmat(str(path))
+        ]
     except RecordingReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - scipy/h5py raise many types for corrupt files
         raise _fail(path, f"not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
 
 
-def _h5_names(path: Path) -> list[str]:
+def _h5_variables(path: Path) -> list[VariableInfo]:
     try:
         import h5py  # lazy: only v7.3 files need it
     except ImportError as exc:  # pragma: no cover - h5py is in the mat73 extra
         raise _fail(path, "MATLAB v7.3 file needs h5py: pip install 'fault-diag[mat73]'") from exc
+    out = []
     with h5py.File(path, "r") as h5:
-        return [k for k in h5 if not k.startswith("#") and isinstance(h5[k], h5py.Dataset)]
+        for k in h5:
+            obj = h5[k]
+            if k.startswith("#") or not isinstance(obj, h5py.Dataset):
+                continue
+            cls = obj.attrs.get("MATLAB_class")
+            cls = cls.decode() if isinstance(cls, bytes) else cls
+            # MATLAB stores text as uint16 and logicals as uint8: its class attribute tells them
+            # apart from numbers; without one (plain HDF5), the dtype decides.
+            kind = str(cls) if cls else obj.dtype.kind
+            out.append(VariableInfo(k, tuple(int(d) for d in obj.shape[::-1]), kind))
+    return out
 
 
 def select_variable(
-    names: list[str], channel: str, file_number: int | None, source: str | Path
+    names: list[str],
+    channel: str,
+    file_number: int | None,
+    source: str | Path,
+    variables: list[VariableInfo] | None = None,
 ) -> tuple[str, str | None]:
     """Pick the variable of ``channel`` (DE/FE/BA) by the rules in the module docstring.
 
     Returns (name, warning or None). A ``channel`` that is itself one of ``names`` is used as is.
+    ``variables`` (shapes and classes) enables rule 4, the file's only signal.
     """
-    usable = [n for n in names if not n.startswith("__") and n not in _IGNORED_MAT_NAMES]
+    name, warning, _single = _select(names, channel, file_number, source, variables)
+    return name, warning
+
+
+def _usable(names: list[str]) -> list[str]:
+    return [n for n in names if not n.startswith("__") and n not in _IGNORED_MAT_NAMES]
+
+
+def only_signal(variables: list[VariableInfo]) -> str | None:
+    """The name of the one numeric vector among ``variables`` (bookkeeping names aside), or None."""
+    usable = set(_usable([v.name for v in variables]))
+    vectors = [v.name for v in variables if v.name in usable and v.is_vector]
+    return vectors[0] if len(vectors) == 1 else None
+
+
+def _select(
+    names: list[str],
+    channel: str,
+    file_number: int | None,
+    source: str | Path,
+    variables: list[VariableInfo] | None,
+) -> tuple[str, str | None, bool]:
+    """:func:`select_variable`, also saying whether rule 4 (the only signal) chose the variable."""
+    usable = _usable(names)
+    info = [v for v in variables or [] if v.name in set(usable)]
+    if channel == SINGLE_VARIABLE:
+        only = only_signal(info)
+        if only is not None:
+            return only, None, True
+        raise NoUsableVariableError(
+            f"{source}: expected a file holding a single signal (the model or dataset reads each "
+            f"file's only numeric vector, whatever its name), but it holds "
+            f"{_listing(info, usable)}; name the variable (manifest channel column, data.channel, "
+            "or fd-predict --channel)"
+        )
     if channel in usable:
-        return channel, None
+        return channel, None, False
     if file_number is not None:
         exact = f"X{file_number:03d}_{channel}_time"
         if exact in usable:
-            return exact, None
+            return exact, None, False
     candidates = sorted(n for n in usable if n.endswith(f"_{channel}_time"))
     if len(candidates) == 1:
         reason = (
@@ -153,9 +295,13 @@ def select_variable(
             if file_number is not None
             else "the file name carries no CWRU file number"
         )
-        return candidates[0], (
-            f"{source}: {reason}; using the only {channel} variable {candidates[0]!r} "
-            f"(variables: {usable})"
+        return (
+            candidates[0],
+            (
+                f"{source}: {reason}; using the only {channel} variable {candidates[0]!r} "
+                f"(variables: {usable})"
+            ),
+            False,
         )
     if candidates:
         raise AmbiguousVariableError(
@@ -163,10 +309,24 @@ def select_variable(
             f"matches the file number ({file_number}); rename the file to its CWRU number or set "
             "the channel to the exact variable name"
         )
+    # Rule 4 only where no variable is named after a channel: a CWRU file lacking FE must not
+    # have its DE signal read as FE just because DE is its only vector.
+    if not any(_CHANNEL_NAMED.search(n) for n in usable):
+        only = only_signal(info)
+        if only is not None:
+            return only, None, True
     raise NoUsableVariableError(
-        f"{source}: no variable for channel {channel!r} (expected X<nnn>_{channel}_time); "
-        f"variables present: {usable or 'none'}"
+        f"{source}: no variable for channel {channel!r} (expected X<nnn>_{channel}_time, the "
+        f"exact variable name, or a file holding a single signal); variables present: "
+        f"{_listing(info, usable)}"
     )
+
+
+def _listing(info: list[VariableInfo], usable: list[str]) -> str:
+    """The variables of a file for an error message, with shapes when known."""
+    if info:
+        return ", ".join(v.describe() for v in info)
+    return str(usable) if usable else "none"
 
 
 def _as_vector(arr: np.ndarray, path: Path, variable: str) -> np.ndarray:
@@ -204,8 +364,9 @@ def read_mat(path: str | Path, channel: str = "DE", file_number: int | None = No
         raise _fail(path, "file does not exist")
     if file_number is None:
         file_number = file_number_from_name(path.name)
-    names = list_mat_variables(path)
-    variable, warning = select_variable(names, channel, file_number, path)
+    variables = mat_variables(path)
+    names = [v.name for v in variables]
+    variable, warning, single = _select(names, channel, file_number, path, variables)
     notes = []
     if warning:
         warnings.warn(warning, VariableFallbackWarning, stacklevel=2)
@@ -214,19 +375,7 @@ def read_mat(path: str | Path, channel: str = "DE", file_number: int | None = No
     m = re.match(r"^(X\d+)_", variable)
     rpm_name = f"{m.group(1)}RPM" if m else None
     wanted = [variable] + ([rpm_name] if rpm_name in names else [])
-    try:
-        if is_mat73(path):
-            values = _read_h5(path, wanted)
-        else:
-            import scipy.io
-
-            values = scipy.io.loadmat(str(path), variable_names=wanted)
-    except RecordingReadError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - zlib/struct/ValueError/... for truncated files
-        raise _fail(
-            path, f"truncated or corrupt MATLAB file ({type(exc).__name__}: {exc})"
-        ) from exc
+    values = _read_mat_values(path, wanted)
     if variable not in values:
         raise _fail(
             path, f"variable {variable!r} is listed but could not be read (truncated file?)"
@@ -237,7 +386,97 @@ def read_mat(path: str | Path, channel: str = "DE", file_number: int | None = No
     if rpm_name and rpm_name in values:
         rpm_arr = np.asarray(values[rpm_name], dtype=np.float64).reshape(-1)
         rpm = float(rpm_arr[0]) if rpm_arr.size else None
-    return Signal(data=data, source=str(path), variable=variable, rpm=rpm, notes=notes)
+    return Signal(
+        data=data,
+        source=str(path),
+        variable=variable,
+        rpm=rpm,
+        notes=notes,
+        single_variable=single,
+    )
+
+
+@dataclass(frozen=True)
+class RecordedRate:
+    """A sampling rate a recording file records about itself, and where it was found."""
+
+    hz: float
+    source: str  # "variable 'fs'", "CWRU catalogue (file 105)", ...
+
+
+def recorded_rate(path: str | Path) -> RecordedRate | None:
+    """The sampling rate ``path`` records about itself, or None when it records none.
+
+    - ``.mat``/``.npz``: a positive numeric scalar named like a rate (:data:`RATE_VARIABLE_NAMES`,
+      any case: ``fs``, ``Fs``, ``sample_rate``, ``SamplingFrequency``, ...);
+    - a CWRU ``.mat`` (named by its file number and holding that number's ``X<nnn>_*_time``
+      variables): the CWRU catalogue's rate for that number (CWRU files store only the RPM).
+
+    ``.csv``/``.npy`` record nothing. Only variable headers and one scalar are read, so checking a
+    whole manifest costs milliseconds per file. Raises :class:`RecordingReadError` for a file that
+    cannot be read at all.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        variables = mat_variables(path)
+        for v in variables:
+            if v.name.lower() in RATE_VARIABLE_NAMES and v.is_scalar:
+                value = _read_mat_values(path, [v.name]).get(v.name)
+                hz = _positive_scalar(value)
+                if hz is not None:
+                    return RecordedRate(hz, f"variable {v.name!r} in the file")
+        number = file_number_from_name(path.name)
+        if number is not None and any(
+            v.name.startswith(f"X{number:03d}_") and _CHANNEL_NAMED.search(v.name)
+            for v in variables
+        ):
+            from fault_diag.data.catalogue import load_catalogue
+
+            cat = load_catalogue()
+            if number in cat.index:
+                return RecordedRate(
+                    float(cat.loc[number, "sampling_rate_hz"]),
+                    f"the CWRU catalogue (the file holds CWRU recording {number}'s variables)",
+                )
+        return None
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                for key in npz.files:
+                    if key.lower() in RATE_VARIABLE_NAMES:
+                        hz = _positive_scalar(npz[key])
+                        if hz is not None:
+                            return RecordedRate(hz, f"array {key!r} in the file")
+        except Exception as exc:  # noqa: BLE001 - numpy raises many types for corrupt archives
+            raise _fail(
+                path, f"corrupt or unreadable .npz file ({type(exc).__name__}: {exc})"
+            ) from exc
+    return None
+
+
+def _positive_scalar(value: object) -> float | None:
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "fiu":
+        return None
+    x = float(arr.reshape(-1)[0])
+    return x if np.isfinite(x) and x > 0 else None
+
+
+def _read_mat_values(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """The named variables of a ``.mat`` file (v5 or v7.3), nothing else read."""
+    try:
+        if is_mat73(path):
+            return _read_h5(path, names)
+        import scipy.io
+
+        return dict(scipy.io.loadmat(str(path), variable_names=names))
+    except RecordingReadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zlib/struct/ValueError/... for truncated files
+        raise _fail(
+            path, f"truncated or corrupt MATLAB file ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _read_h5(path: Path, names: list[str]) -> dict[str, np.ndarray]:
@@ -254,10 +493,14 @@ def _read_h5(path: Path, names: list[str]) -> dict[str, np.ndarray]:
 def read_recording(path: str | Path, channel: str = "DE", file_number: int | None = None) -> Signal:
     """Read one channel of a recording, dispatching on the suffix.
 
-    - ``.mat``: :func:`read_mat` (``channel`` is DE/FE/BA or an exact variable name);
+    - ``.mat``: :func:`read_mat` (``channel`` is DE/FE/BA, an exact variable name, or
+      :data:`SINGLE_VARIABLE`; a file holding a single signal is read whatever its name);
     - ``.npy``: the array (1-D or (N, 1));
-    - ``.npz``: key ``channel``, else the only array;
+    - ``.npz``: key ``channel``, else the only array, else the only numeric vector;
     - ``.csv``: column ``channel``, else the only column (a header row is optional).
+
+    ``Signal.single_variable`` says whether the signal was found by the channel's name or taken as
+    the file's only signal.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -282,7 +525,10 @@ def read_recording(path: str | Path, channel: str = "DE", file_number: int | Non
         ) from exc
     vec = _as_vector(data, path, variable)
     check_finite(vec, path, variable)
-    return Signal(data=vec, source=str(path), variable=variable)
+    # A .npy has no names at all; a .npz key or .csv column other than the channel is the only one.
+    return Signal(
+        data=vec, source=str(path), variable=variable, single_variable=variable != channel
+    )
 
 
 def _read_npz(path: Path, channel: str) -> tuple[np.ndarray, str]:
@@ -294,9 +540,15 @@ def _read_npz(path: Path, channel: str) -> tuple[np.ndarray, str]:
             return npz[keys[0]], keys[0]
         if not keys:
             raise NoUsableVariableError(f"{path}: the .npz archive holds no arrays")
+        arrays = {k: npz[k] for k in keys}
+        info = [VariableInfo(k, a.shape, a.dtype.kind) for k, a in arrays.items()]
+        only = only_signal(info)
+        if only is not None:  # e.g. a signal stored with its rate as a 0-d array
+            return arrays[only], only
         raise AmbiguousVariableError(
-            f"{path}: no array named {channel!r} and several candidates {keys}; name the array "
-            "in the manifest's channel column"
+            f"{path}: no array named {channel!r} and several candidates "
+            f"{', '.join(v.describe() for v in info)}; name the array in the manifest's channel "
+            "column"
         )
 
 
