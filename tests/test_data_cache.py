@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 
 from fault_diag.data import DataConfig, build_dataset
-from fault_diag.data.cache import CacheWarning, entry_paths, load_entry, save_entry
+from fault_diag.data.cache import (
+    CacheWarning,
+    entry_paths,
+    load_entry,
+    record_digest,
+    save_entry,
+)
 
 
 def _rig(folder: Path) -> Path:
@@ -96,6 +102,9 @@ def test_an_entry_from_before_healthy_class_still_loads(
     for key in ("healthy_class", "band_hz", "band_filter", "eval_windows_overlap"):
         del info["protocol"][key]
     del info["audit"]["n_val_samples_distinct"], info["audit"]["n_test_samples_distinct"]
+    # Sealed as an intact entry of that shape: an entry edited after it was written (digest
+    # mismatch) is never used, see test_edited_metadata_is_detected_and_rebuilt.
+    record["sha256"] = record_digest(record)
     js.write_text(json.dumps(record))
     old = build_dataset(cfg)
     assert old.from_cache
@@ -109,3 +118,80 @@ def test_an_entry_from_before_healthy_class_still_loads(
     assert {"band_hz", "healthy_class", "band_filter_sha256"}.isdisjoint(_config_for_key(cfg))
     # a config that sets healthy_class is another entry (its value is checked, then stored)
     assert not build_dataset(DataConfig(**{**cfg.to_dict(), "healthy_class": "b"})).from_cache
+
+
+def _entry(isolated_cache: Path) -> tuple[Path, dict]:
+    (js,) = (isolated_cache / "cache" / "datasets").glob("generic-*.json")
+    return js, json.loads(js.read_text())
+
+
+def test_edited_metadata_is_detected_and_rebuilt(tmp_path: Path, isolated_cache: Path) -> None:
+    """Moving test windows into training by editing the cached split column must not go unseen:
+    the entry's one digest covers its metadata as well as its arrays."""
+    cfg = DataConfig(setup="generic", manifest=str(_rig(tmp_path / "rig")), window_length=512)
+    fresh = build_dataset(cfg)
+    assert build_dataset(cfg).from_cache
+    js, record = _entry(isolated_cache)
+    split = record["meta"]["columns"]["split"]
+    moved = [i for i, s in enumerate(split) if s == "test"]
+    for i in moved:
+        split[i] = "train"
+    js.write_text(json.dumps(record))
+    with pytest.warns(CacheWarning, match=rf"{js.name} not used: .*modified after it was written"):
+        again = build_dataset(cfg)
+    assert not again.from_cache  # rebuilt, never used
+    assert again.meta.equals(fresh.meta) and (again.meta["split"] == "test").sum() == len(moved)
+    assert build_dataset(cfg).from_cache  # the rebuilt entry is sound again
+    # an entry without a digest (an older version's, or the field removed) cannot be trusted
+    js, record = _entry(isolated_cache)
+    del record["sha256"]
+    js.write_text(json.dumps(record))
+    with pytest.warns(CacheWarning, match="carries no checksum of its metadata"):
+        assert not build_dataset(cfg).from_cache
+
+
+def test_the_leak_audit_runs_on_every_load(tmp_path: Path, isolated_cache: Path) -> None:
+    """A cache hit reports a fresh audit of the windows it holds, never the stored verdict; an entry
+    whose windows fail it (sealed with a valid digest, e.g. written by a buggy build) is not used."""
+    cfg = DataConfig(setup="generic", manifest=str(_rig(tmp_path / "rig")), window_length=512)
+    fresh = build_dataset(cfg)
+    js, record = _entry(isolated_cache)
+    stored = record["info"]["audit"]
+    stored.update(n_test_windows=12345, n_train_windows=1, min_gap_samples=999_999)
+    record["sha256"] = record_digest(record)
+    js.write_text(json.dumps(record))
+    hit = build_dataset(cfg)
+    assert hit.from_cache and hit.audit == fresh.audit  # the counts of the windows, not 12345
+    # a training window moved onto a test window: the fresh audit fails, the entry is rebuilt
+    cols = record["meta"]["columns"]
+    test = cols["split"].index("test")
+    train = cols["split"].index("train")
+    cols["start"][train], cols["stop"][train] = cols["start"][test], cols["stop"][test]
+    record["sha256"] = record_digest(record)
+    js.write_text(json.dumps(record))
+    with pytest.warns(CacheWarning, match=rf"{js.name} fails the leak audit on load"):
+        again = build_dataset(cfg)
+    assert not again.from_cache and again.audit.passed and again.meta.equals(fresh.meta)
+
+
+def test_cache_files_are_written_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails half-way leaves the previous entry (or none) and no temporary file."""
+    import fault_diag.data.cache as cache
+
+    arrays = {"windows": np.ones((3, 1, 4), np.float32), "labels": np.arange(3)}
+    meta = pd.DataFrame({"split": ["train", "val", "test"], "start": [0, 10, 20]})
+    save_entry("k" * 64, "x", arrays, meta, {"a": 1}, folder=tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken(record: dict, fh) -> None:  # the disk fills up after a few bytes
+        fh.write('{"key": ')
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache.json, "dump", broken)
+    with pytest.raises(OSError, match="No space"):
+        save_entry("k" * 64, "x", arrays, meta, {"a": 2}, folder=tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    monkeypatch.undo()
+    assert load_entry("k" * 64, "x", folder=tmp_path)[2] == {"a": 1}

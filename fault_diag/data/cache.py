@@ -1,9 +1,15 @@
 """On-disk cache of built datasets: one ``.npz`` (float32 windows, int64 labels) + one ``.json``.
 
-The JSON holds everything else (metadata table, class names, protocol, audit, missing) plus the size
-and SHA-256 of the ``.npz``; it is written last, so an entry is complete only when both files agree.
-Each file is written to a temporary file in the same folder and moved into place with ``os.replace``
-(atomic on POSIX and Windows). No pickle anywhere: ``np.load(allow_pickle=False)`` and ``json``.
+The JSON holds everything else (metadata table with each window's split, class names, protocol,
+audit, missing) plus the size and SHA-256 of the ``.npz``, and one SHA-256 over all of it (``sha256``:
+the canonical JSON of the record, which includes the ``.npz`` hash, so one digest covers arrays and
+metadata). On load both are checked: a changed ``.npz`` or an edited ``.json`` (say, windows moved
+from test to train in the ``split`` column) is reported, naming the file, and the entry is rebuilt,
+never used. An entry written before the digest existed cannot be checked and is rebuilt too.
+
+The JSON is written last, so an entry is complete only when both files agree. Each file is written
+to a temporary file in the same folder and moved into place with ``os.replace`` (atomic on POSIX and
+Windows). No pickle anywhere: ``np.load(allow_pickle=False)`` and ``json``.
 
 The key is a SHA-256 of the data config, the cache format version and each recording's name, size
 and modification time, so editing, replacing or adding a recording rebuilds the entry.
@@ -34,7 +40,19 @@ CACHE_FORMAT = 1
 
 
 class CacheWarning(UserWarning):
-    """A cache entry was damaged or unreadable and is being rebuilt."""
+    """A cache entry was damaged, edited or unreadable and is being rebuilt."""
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    """SHA-256 of a cache record without its ``sha256`` field, over canonical JSON.
+
+    Canonical: the record as JSON would read it back (so tuples, int dict keys and numpy-free
+    values hash the same before writing and after reading), keys sorted, no whitespace.
+    """
+    body = {k: v for k, v in record.items() if k != "sha256"}
+    plain = json.loads(json.dumps(body))
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def cache_key(config: dict[str, Any], fingerprints: list[dict[str, Any]]) -> str:
@@ -132,6 +150,7 @@ def save_entry(
         "meta": _meta_to_json(meta),
         "info": info,
     }
+    record["sha256"] = record_digest(record)
     _atomic_write(json_path, lambda fh: json.dump(record, fh), "w")
     return json_path
 
@@ -139,7 +158,8 @@ def save_entry(
 def load_entry(
     key: str, prefix: str, folder: Path | None = None
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame, dict[str, Any]] | None:
-    """Read an entry; None when absent; None with a :class:`CacheWarning` when damaged."""
+    """Read an entry; None when absent; None with a :class:`CacheWarning` naming the file when it
+    is damaged, was edited after it was written, or predates the record digest."""
     npz_path, json_path = entry_paths(key, prefix, folder)
     if not json_path.exists() and not npz_path.exists():
         return None
@@ -148,6 +168,16 @@ def load_entry(
             raise ValueError(f"{json_path.name} is missing (interrupted write?)")
         with open(json_path) as fh:
             record = json.load(fh)
+        if not isinstance(record, dict) or "sha256" not in record:
+            raise ValueError(
+                f"{json_path.name} carries no checksum of its metadata (written by an older "
+                "version, or the field was removed), so its split columns cannot be trusted"
+            )
+        if record_digest(record) != record["sha256"]:
+            raise ValueError(
+                f"{json_path.name} was modified after it was written (its metadata, e.g. the "
+                "split of each window, no longer matches its checksum)"
+            )
         if record.get("key") != key or record.get("format") != CACHE_FORMAT:
             raise ValueError("key or format does not match")
         expected = record["npz"]
@@ -168,7 +198,7 @@ def load_entry(
             raise ValueError("array lengths differ from the metadata table")
         return arrays, meta, record["info"]
     except Exception as exc:  # noqa: BLE001 - any damage means: rebuild
-        msg = f"damaged dataset cache entry {json_path.with_suffix('')}: {exc}; rebuilding it"
+        msg = f"dataset cache entry {json_path} not used: {exc}; rebuilding it"
         log.warning(msg)
         warnings.warn(msg, CacheWarning, stacklevel=3)
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +20,12 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from fault_diag.data import cache as _cache
-from fault_diag.data.audit import AuditReport, audit_windows, distinct_samples
+from fault_diag.data.audit import AuditReport, audit_windows
 from fault_diag.data.config import DataConfig
 from fault_diag.data.download import sha256_of
 from fault_diag.data.errors import ConfigError, HashMismatchError, LeakageError
 from fault_diag.data.filters import band_filter, band_limit
-from fault_diag.data.readers import read_recording
+from fault_diag.data.readers import PER_FILE, SINGLE_VARIABLE, read_recording
 from fault_diag.data.resample import plan_resampling, resample
 from fault_diag.data.setups import RecordingSpec, Resolution, resolve
 from fault_diag.data.splits import SPLIT_NAMES, plan_recording, undersample
@@ -91,6 +92,9 @@ def _band(cfg: DataConfig) -> list[float] | None:
 def _config_for_key(cfg: DataConfig) -> dict[str, Any]:
     d = cfg.to_dict()
     d.pop("root", None)  # where the files are does not change the data; their fingerprints do
+    # lenient only decides which manifest rows are dropped, and the dropped rows' absence is in the
+    # recordings' fingerprints (and the manifest's): the same data under either setting.
+    d.pop("lenient", None)
     # Fields added later are left out while unset, so entries built before they existed stay valid
     # (a null band_hz is no filter; a null healthy_class is the setup's, read back from the setup).
     for key in ("band_hz", "healthy_class"):
@@ -122,40 +126,78 @@ def build_dataset(cfg: DataConfig | Any, *, use_cache: bool = True) -> WindowedD
         fingerprints.append(_cache.fingerprint("manifest", Path(cfg.manifest).expanduser()))
     key = _cache.cache_key(_config_for_key(cfg), fingerprints)
     if use_cache:
-        hit = _cache.load_entry(key, cfg.setup)
+        hit = _cache.load_entry(key, cfg.setup)  # None when absent, or damaged/edited (warned)
         if hit is not None:
-            arrays, meta, info = hit
-            log.info("dataset %s loaded from cache (%d windows)", cfg.setup, len(meta))
-            # Entries written before healthy_class / band_hz existed: the setup's healthy class, no
-            # filter (the key of a config that sets either differs from those entries' keys).
-            healthy = info.get("healthy_class", res.healthy_class)
-            protocol = dict(info["protocol"])
-            protocol.setdefault("healthy_class", healthy)
-            protocol.setdefault("band_hz", None)
-            protocol.setdefault("band_filter", None)
-            audit = AuditReport.from_dict(info["audit"])
-            if audit.n_test_samples_distinct is None:
-                counts = distinct_samples(meta)
-                audit.n_val_samples_distinct = counts["val"]
-                audit.n_test_samples_distinct = counts["test"]
-            return WindowedDataset(
-                windows=arrays["windows"],
-                labels=arrays["labels"],
-                meta=meta,
-                class_names=info["class_names"],
-                fs_hz=info["fs_hz"],
-                window_length=info["window_length"],
-                channel=info["channel"],
-                protocol=protocol,
-                audit=audit,
-                missing=info["missing"],
-                healthy_class=healthy,
-                from_cache=True,
-            )
+            cached = _from_cache(cfg, res, key, *hit)
+            if cached is not None:
+                return cached
     ds = _build(cfg, res)
     if use_cache:
         _save(key, cfg.setup, ds)
     return ds
+
+
+def _from_cache(
+    cfg: DataConfig,
+    res: Resolution,
+    key: str,
+    arrays: dict[str, np.ndarray],
+    meta: pd.DataFrame,
+    info: dict[str, Any],
+) -> WindowedDataset | None:
+    """The dataset of a cache entry whose checksums matched, after a fresh leak audit.
+
+    The audit is re-run on every load (it costs milliseconds): the stored verdict is never shown,
+    so a summary always reports the split the windows actually have. An entry that fails it is not
+    used (warned, then rebuilt). ``missing`` comes from this run's resolution, not the entry.
+    """
+    audit = audit_windows(meta, _margins(cfg, res))
+    if not audit.passed:
+        _npz, json_path = _cache.entry_paths(key, cfg.setup)
+        msg = (
+            f"dataset cache entry {json_path} fails the leak audit on load "
+            f"({audit.n_violations} validation/test windows meet training windows); not using "
+            "it, rebuilding the dataset"
+        )
+        log.warning(msg)
+        warnings.warn(msg, _cache.CacheWarning, stacklevel=3)
+        return None
+    log.info(
+        "dataset %s loaded from cache (%d windows); leak audit re-run: passed", cfg.setup, len(meta)
+    )
+    # Entries written before healthy_class / band_hz existed: the setup's healthy class, no
+    # filter (the key of a config that sets either differs from those entries' keys).
+    healthy = info.get("healthy_class", res.healthy_class)
+    protocol = dict(info["protocol"])
+    protocol.setdefault("healthy_class", healthy)
+    protocol.setdefault("band_hz", None)
+    protocol.setdefault("band_filter", None)
+    return WindowedDataset(
+        windows=arrays["windows"],
+        labels=arrays["labels"],
+        meta=meta,
+        class_names=info["class_names"],
+        fs_hz=info["fs_hz"],
+        window_length=info["window_length"],
+        channel=info["channel"],
+        protocol=protocol,
+        audit=audit,
+        missing=res.missing,
+        healthy_class=healthy,
+        from_cache=True,
+    )
+
+
+def _margins(cfg: DataConfig, res: Resolution) -> dict[str, int]:
+    """Audit margin per recording: an output sample depends on raw samples up to (resampling + band
+    filter) half-lengths away, so an eval window and a training window share raw input when closer
+    than twice that. Computed from the config alone (no signal is read)."""
+    band = _band(cfg)
+    reach = 0 if band is None else band_filter(cfg.fs_hz, band).half_length
+    return {
+        r.key: 2 * (plan_resampling(r.fs_hz, cfg.fs_hz).margin_samples + reach)
+        for r in res.recordings
+    }
 
 
 def _save(key: str, prefix: str, ds: WindowedDataset) -> None:
@@ -201,9 +243,9 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
     chunks: list[np.ndarray] = []
     recordings_info: list[dict[str, Any]] = []
     resampling: dict[str, str] = {}
-    margins: dict[str, int] = {}
+    margins = _margins(cfg, res)
     band = _band(cfg)
-    band_reach = 0 if band is None else band_filter(cfg.fs_hz, band).half_length
+    reads: list[tuple[str, bool]] = []  # (channel asked for, read as the file's only signal?)
 
     def add(col: str, values: np.ndarray) -> None:
         columns.setdefault(col, []).append(values)
@@ -213,15 +255,13 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
         if cfg.verify_hashes:
             _check_hash(spec)
         sig = read_recording(spec.path, spec.channel, spec.file_number)
+        reads.append((spec.channel, sig.single_variable))
         plan = plan_resampling(spec.fs_hz, cfg.fs_hz)
         x = resample(sig.data, spec.fs_hz, cfg.fs_hz)
         if band is not None:
             # Whole recording, before the split: fd-predict filters new recordings the same way.
             x = band_limit(x, cfg.fs_hz, band)
         resampling[spec.key] = plan.describe()
-        # An output sample depends on raw samples up to (resampling + band filter) half-lengths
-        # away; an eval window and a training window share raw input when closer than twice that.
-        margins[spec.key] = 2 * (plan.margin_samples + band_reach)
         if cfg.split == "load":
             role = "load_test" if spec.load_hp in set(cfg.test_loads) else "load_train"
         else:
@@ -272,6 +312,7 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
                 "class_name": spec.class_name,
                 "load_hp": spec.load_hp,
                 "variable": sig.variable,
+                "single_variable": sig.single_variable,
                 "rpm": sig.rpm,
                 "fs_orig_hz": spec.fs_hz,
                 "n_samples_orig": int(sig.data.size),
@@ -300,7 +341,8 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
         windows, meta = windows[keep], meta.iloc[keep].reset_index(drop=True)
     labels = meta["label"].to_numpy(dtype=np.int64)
     audit = audit_windows(meta, margins)
-    protocol = _protocol(cfg, res, resampling, recordings_info)
+    channel = dataset_channel(reads, cfg.channel)
+    protocol = _protocol(cfg, res, resampling, recordings_info, channel)
     if not audit.passed:
         _raise_leak(cfg, audit, margins)
     log.info(
@@ -319,7 +361,7 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
         class_names=list(res.class_names),
         fs_hz=int(cfg.fs_hz),
         window_length=L,
-        channel=cfg.channel,
+        channel=channel,
         protocol=protocol,
         audit=audit,
         missing=res.missing,
@@ -344,8 +386,27 @@ def _raise_leak(cfg: DataConfig, audit: AuditReport, margins: dict[str, int]) ->
         ) from None
 
 
+def dataset_channel(reads: list[tuple[str, bool]], default: str) -> str:
+    """The channel a dataset (and a model trained on it) reads, from each recording's read.
+
+    ``reads``: (channel asked for, whether the file's only signal was taken instead). One name for
+    all: that name (``DE``, ``de_g``). Every file read as its only signal: :data:`SINGLE_VARIABLE`
+    (their variable names may differ file to file, as in HIT-SM: ``z20_4``, ``VarName5``; claiming
+    the configured ``DE`` would be false). A mix: :data:`PER_FILE`. The variable each file gave is
+    in ``protocol["recordings"]`` and the ``variable`` metadata column.
+    """
+    used = {SINGLE_VARIABLE if single else channel for channel, single in reads}
+    if not used:
+        return default
+    return used.pop() if len(used) == 1 else PER_FILE
+
+
 def _protocol(
-    cfg: DataConfig, res: Resolution, resampling: dict[str, str], recordings: list[dict[str, Any]]
+    cfg: DataConfig,
+    res: Resolution,
+    resampling: dict[str, str],
+    recordings: list[dict[str, Any]],
+    channel: str,
 ) -> dict[str, Any]:
     p: dict[str, Any] = {
         "setup": cfg.setup,
@@ -368,7 +429,7 @@ def _protocol(
         "balance": cfg.balance,
         "seed": int(cfg.seed),
         "fs_hz": int(cfg.fs_hz),
-        "channel": cfg.channel,
+        "channel": channel,  # what was read (see dataset_channel); data.channel is in the config
         "classes": list(res.class_names),
         "n_recordings": len(recordings),
         "resampling": resampling,
