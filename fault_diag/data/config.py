@@ -45,12 +45,18 @@ class DataConfig:
     test_loads: list[int] = field(default_factory=lambda: [3])  # load split only
     balance: str = "none"  # none | undersample (to the smallest class, per split, seeded)
     seed: int = 0
-    classes: Optional[list[str]] = None  # subset (and order) of the setup's classes; None = all
+    # Subset (and order) of the setup's classes; None = all. Generic: the classes, and a manifest
+    # row with another label is an error (a typo must not become a class, nor vanish unseen).
+    classes: Optional[list[str]] = None
     manifest: Optional[str] = None  # generic setup: path to the manifest CSV
     root: Optional[str] = None  # recordings folder override (else paths.recordings_dir())
     verify_hashes: bool = (
         True  # check each recording's SHA-256 (catalogue / manifest) on a cold build
     )
+    # generic setup: problems in manifest rows (missing file, unparsable value, undeclared label, a
+    # rate the file contradicts) stop the build, all listed at once. True: the rows are dropped
+    # instead, each named in a warning that the dataset summary lists (dataset.missing).
+    lenient: bool = False
     # [low, high] Hz at fs_hz: keep only this band of every recording (sharp zero-phase FIR, applied
     # after resampling, before splitting; see fault_diag.data.filters). None = no filter.
     band_hz: Optional[list[float]] = None

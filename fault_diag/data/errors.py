@@ -6,6 +6,8 @@ or value at fault and says what was expected, so that a user can fix the input w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class DataError(ValueError):
     """Base class of every data-layer error."""
@@ -61,6 +63,16 @@ class DownloadError(DataError):
 
 class ManifestError(DataError):
     """A generic-dataset manifest CSV is malformed."""
+
+
+class ManifestValidationError(ManifestError):
+    """Rows of a manifest are wrong (missing file, unparsable value, undeclared label, a rate the
+    file contradicts). ``problems`` holds every one found; the message lists the first ten, each
+    with the manifest, its line and column, and what was expected."""
+
+    def __init__(self, message: str, problems: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 class LeakageError(DataError):

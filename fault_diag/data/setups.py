@@ -24,10 +24,17 @@ from fault_diag.data.catalogue import load_catalogue
 from fault_diag.data.config import DataConfig
 from fault_diag.data.errors import (
     ConfigError,
-    ManifestError,
     MissingClassesError,
     MissingDataFolderError,
     UnknownSetupError,
+)
+from fault_diag.data.manifest import (  # noqa: F401 - re-exported: the manifest API lived here
+    LINE,
+    MANIFEST_OPTIONAL,
+    MANIFEST_REQUIRED,
+    RESERVED_META,
+    check_manifest,
+    read_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -297,6 +304,9 @@ def _missing_record(
         "not_published": dict(not_published),
         "classes": [],  # filled by _check_coverage when a class has nothing at all
         "n_classes": len(names),
+        # generic setup: manifest rows left out (data.lenient) and every manifest warning
+        "dropped_rows": [],
+        "warnings": [],
     }
 
 
@@ -333,119 +343,51 @@ def _check_coverage(
         )
     if problems:
         files = ", ".join(missing["files"]) or "none"
+        if cfg.setup == GENERIC:
+            # Manifest rows: there is nothing to download; the rows were dropped (data.lenient)
+            # or select no recording of the class at these loads.
+            dropped = missing.get("dropped_rows") or []
+            lines = ", ".join(str(n) for n in sorted({d["line"] for d in dropped})) or "none"
+            advice = (
+                f"Missing files: {files}; manifest rows dropped (data.lenient): lines {lines}. "
+                f"Fix the manifest {cfg.manifest} or put the files in {root}"
+            )
+        else:
+            advice = (
+                f"Missing files: {files}. Put them in {root} (`fd-data download --setup "
+                f"{cfg.setup}`) or set {paths.DATA_DIR_ENV}"
+            )
         raise MissingClassesError(
-            f"cannot build {cfg.setup!r} ({cfg.split} split): " + "; ".join(problems) + f". "
-            f"Missing files: {files}. Put them in {root} (`fd-data download --setup {cfg.setup}`) "
-            f"or set {paths.DATA_DIR_ENV}"
+            f"cannot build {cfg.setup!r} ({cfg.split} split): "
+            + "; ".join(problems)
+            + f". {advice}"
         )
 
 
 # --------------------------------------------------------------------------- generic manifest
 
-MANIFEST_REQUIRED = ("file", "label", "fs_hz")
-MANIFEST_OPTIONAL = ("channel", "load_hp", "sha256")
-RESERVED_META = {
-    "split",
-    "start",
-    "stop",
-    "start_orig",
-    "stop_orig",
-    "class_name",
-    "variable",
-    "fs_orig_hz",
-    "file_number",
-}
-
-
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read and check a generic-dataset manifest CSV (see data/README.md for the format)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ManifestError(f"manifest {path} does not exist")
-    try:
-        df = pd.read_csv(path, dtype={"file": str, "label": str, "channel": str, "sha256": str})
-    except Exception as exc:  # noqa: BLE001 - pandas raises many types for malformed CSV
-        raise ManifestError(f"manifest {path}: not a readable CSV ({exc})") from exc
-    absent = [c for c in MANIFEST_REQUIRED if c not in df.columns]
-    if absent:
-        raise ManifestError(
-            f"manifest {path}: missing column(s) {absent}; required: {list(MANIFEST_REQUIRED)}, "
-            f"optional: {list(MANIFEST_OPTIONAL)}, any other column is kept as a grouping column"
-        )
-    clash = sorted(RESERVED_META & set(df.columns))
-    if clash:
-        raise ManifestError(
-            f"manifest {path}: column names {clash} are reserved for window metadata"
-        )
-    if df.empty:
-        raise ManifestError(f"manifest {path} lists no recordings")
-    for col in MANIFEST_REQUIRED:
-        blank = df[col].isna()
-        if blank.any():
-            raise ManifestError(
-                f"manifest {path}: empty {col!r} in row(s) {list(df.index[blank] + 2)}"
-            )
-    fs = pd.to_numeric(df["fs_hz"], errors="coerce")
-    bad = fs.isna() | (fs <= 0) | (fs != fs.round())
-    if bad.any():
-        row = int(df.index[bad][0])
-        raise ManifestError(
-            f"manifest {path}: fs_hz {df['fs_hz'].iloc[row]!r} in line {row + 2} is not a positive "
-            "integer sampling rate in Hz"
-        )
-    df["fs_hz"] = fs.astype("int64")
-    dup = df["file"].duplicated()
-    if dup.any():
-        raise ManifestError(
-            f"manifest {path}: file(s) listed twice {sorted(set(df.loc[dup, 'file']))}; a recording "
-            "must appear once so the split audit can track it"
-        )
-    if "load_hp" in df.columns:
-        df["load_hp"] = pd.to_numeric(df["load_hp"], errors="coerce")
-    return df
-
 
 def resolve_manifest(cfg: DataConfig) -> Resolution:
-    """Recordings listed in ``cfg.manifest`` (paths relative to ``cfg.root`` or the manifest folder)."""
-    if not cfg.manifest:
-        raise ConfigError("data.manifest must name a manifest CSV for setup=generic")
-    manifest = Path(cfg.manifest).expanduser().resolve()
-    df = read_manifest(manifest)
-    root = Path(cfg.root).expanduser().resolve() if cfg.root else manifest.parent
-    if not root.is_dir():
-        raise MissingDataFolderError(
-            f"recordings folder {root} (for manifest {manifest}) does not exist"
-        )
-    labels = sorted(df["label"].unique())
-    names = _selected_classes(labels, cfg.classes, GENERIC)
+    """Recordings listed in ``cfg.manifest`` (paths relative to ``cfg.root`` or the manifest folder).
+
+    Every row is checked first (:func:`fault_diag.data.manifest.check_manifest`): problems stop the
+    build, all listed, or with ``data.lenient`` drop their rows, which are then named in the
+    resolution's ``missing`` record (``dropped_rows``, ``warnings``; absent files also in ``files``).
+    """
+    checked = check_manifest(cfg)
+    names = checked.class_names
     healthy = healthy_class_for(cfg, names)
-    df = df[df["label"].isin(names)]
-    if cfg.split == "load" or cfg.loads is not None:
-        if "load_hp" not in df.columns:
-            raise ManifestError(
-                f"manifest {manifest}: a load_hp column is needed for split=load or data.loads"
-            )
-        wanted = (
-            set(cfg.train_loads) | set(cfg.test_loads)
-            if cfg.split == "load"
-            else set(cfg.loads or [])
-        )
-        df = df[df["load_hp"].isin(wanted)]
-    extra_cols = [c for c in df.columns if c not in MANIFEST_REQUIRED + MANIFEST_OPTIONAL]
-    recordings, missing_files = [], []
-    missing_loads: dict[str, list[int]] = {}
+    extra_cols = [
+        c for c in checked.table.columns if c not in (*MANIFEST_REQUIRED, *MANIFEST_OPTIONAL, LINE)
+    ]
+    recordings = []
     present_loads: dict[str, list[int]] = {n: [] for n in names}
-    for _, row in df.iterrows():
+    for _, row in checked.table.iterrows():
         path = Path(str(row["file"])).expanduser()
-        path = path if path.is_absolute() else root / path
+        path = path if path.is_absolute() else checked.root / path
         load = row.get("load_hp")
         load_val = None if load is None or pd.isna(load) else float(load)
-        load_key = int(load_val) if load_val is not None and load_val.is_integer() else load_val
-        if not path.is_file():
-            missing_files.append(str(row["file"]))
-            missing_loads.setdefault(str(row["label"]), []).append(load_key)  # type: ignore[arg-type]
-            continue
-        present_loads[str(row["label"])].append(load_key)  # type: ignore[arg-type]
+        present_loads[str(row["label"])].append(_load_key(load_val))  # type: ignore[arg-type]
         channel = row.get("channel")
         sha = row.get("sha256")
         recordings.append(
@@ -461,9 +403,27 @@ def resolve_manifest(cfg: DataConfig) -> Resolution:
                 extra={c: _plain(row[c]) for c in extra_cols},
             )
         )
-    missing = _missing_record(names, missing_files, missing_loads, {}, root)
-    _check_coverage(cfg, names, present_loads, missing, df, root)
-    return Resolution(names, recordings, missing, root, healthy)
+    # Absent files are only ever dropped rows (lenient): list them as the CWRU setups list theirs.
+    missing_files: list[str] = []
+    missing_loads: dict[str, list[Any]] = {}
+    by_line = checked.all_rows.set_index(LINE)
+    for p in checked.missing_files():
+        missing_files.append(str(p.file))
+        row = by_line.loc[p.line]
+        load = row.get("load_hp")
+        load_val = None if load is None or pd.isna(load) else float(load)
+        if row["label"]:  # a row without a label belongs to no class
+            missing_loads.setdefault(str(row["label"]), []).append(_load_key(load_val))
+    missing = _missing_record(names, missing_files, missing_loads, {}, checked.root)
+    missing["dropped_rows"] = [p.to_dict() for p in checked.dropped]
+    missing["warnings"] = list(checked.warnings)
+    _check_coverage(cfg, names, present_loads, missing, checked.table, checked.root)
+    return Resolution(names, recordings, missing, checked.root, healthy)
+
+
+def _load_key(load: float | None) -> float | int | None:
+    """A load as it is listed: 1.0 -> 1 (loads are usually whole numbers), 0.5 stays 0.5."""
+    return int(load) if load is not None and float(load).is_integer() else load
 
 
 def _plain(value: Any) -> Any:
