@@ -173,8 +173,12 @@ def predict_recording(
 
     ``start``/``stop`` select samples ``[start, stop)`` of the recording at ITS OWN rate (before any
     resampling). ``channel`` defaults to the card's (a ``.mat`` variable DE/FE/BA, a CSV column or
-    ``.npz`` key; a single-column file needs none). When the model was trained on a band-limited
-    setup (card ``band_hz``), the recording is filtered exactly as the training recordings were.
+    ``.npz`` key; a file holding a single signal needs none, whatever its variable is called). A
+    model trained on single-variable files (card channel ``single-variable``, or ``per-file`` when
+    its files were read by different names) reads each recording's only signal: a ``.mat`` whose
+    variable name changes from file to file (HIT-SM: ``z20_4``, ``VarName5``) is read as it is.
+    When the model was trained on a band-limited setup (card ``band_hz``), the recording is
+    filtered exactly as the training recordings were.
 
     ``adapt_bn``: AdaBN (Li et al. 2016) on this recording: the network is rebuilt in torch from the
     bundle's verified ``.pt2`` weights and its BatchNorm statistics are re-estimated on the
@@ -194,7 +198,8 @@ def predict_recording(
     if not path.is_file():
         raise PredictError(f"{path}: no such file")
     fs_in, fs_source = recording_rate(path, fs_hz)
-    sig = read_recording(path, channel or bundle.card["channel"])  # NaN/Inf -> NonFiniteSignalError
+    # NaN/Inf -> NonFiniteSignalError; several signals and none named -> a DataError saying so
+    sig = read_recording(path, channel or _card_channel(bundle.card))
     x = sig.data
     n_total = int(x.size)
     lo = 0 if start is None else int(start)
@@ -283,6 +288,15 @@ def predict_recording(
         band_hz=None if band_hz is None else [float(b) for b in band_hz],
         adapt_bn=adapt_bn,
     )
+
+
+def _card_channel(card: dict[str, Any]) -> str:
+    """The channel to read a recording by when none is given: the card's, where a dataset of
+    single-signal files (or of files read by different names) means "the file's only signal"."""
+    from fault_diag.data.readers import PER_FILE, SINGLE_VARIABLE
+
+    channel = str(card["channel"])
+    return SINGLE_VARIABLE if channel in (SINGLE_VARIABLE, PER_FILE) else channel
 
 
 def torch_classifier(bundle: Bundle) -> Any:

@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the recording's sampling rate (required for csv/npy/npz)",
     )
     p.add_argument(
-        "--channel", default=None, help="channel / variable / column (default: the card's, e.g. DE)"
+        "--channel",
+        default=None,
+        help="channel / variable / column (default: the card's, e.g. DE; a file holding a single "
+        "signal is read whatever its variable is called)",
     )
     p.add_argument(
         "--hop",
