@@ -9,6 +9,13 @@ Facts this module is built around (DESIGN.md section 5, checked with mlflow 3.17
 - A parallel multirun on a fresh sqlite file races on schema migration, so the Hydra callback
   :class:`MlflowSweepCallback` creates the store, the experiment and the sweep's parent run before any
   job starts and writes the parent run id into the sweep folder; each job starts a child run of it.
+- Independent processes are serialised by :func:`get_client`: a sqlite store is checked, repaired
+  (leftovers of an interrupted migration) and created under an inter-process lock; a garbage file or
+  a server that does not answer is reported at once (:class:`TrackingError`), not after MLflow's
+  minutes of retries.
+- A run records the process that holds it (:func:`process_tags`); a run whose process was killed
+  outright stays RUNNING until its job is resumed (same run id) or the next run started in its
+  experiment on that host closes it as KILLED (:func:`close_stale_runs`).
 
 mlflow is imported lazily: ``tracking.backend=none`` never imports it.
 """
@@ -20,6 +27,8 @@ import functools
 import json
 import logging
 import os
+import socket
+import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -141,14 +150,124 @@ def _store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def get_client(uri: str) -> MlflowClient:
-    """An MlflowClient on ``uri``; creating it on a new sqlite file runs the schema migration,
-    under :func:`_store_lock` so that processes starting together on a new store do not race."""
+_ALEMBIC_TMP_PREFIX = "_alembic_tmp_"
+# A tracking server that does not answer within this many seconds is reported at once: left to
+# MLflow's own retries (7, with exponential backoff) it takes about four minutes to fail.
+SERVER_PROBE_TIMEOUT_S = 5.0
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` URI, else None."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def _check_sqlite_store(uri: str, db: Path) -> None:
+    """Under :func:`_store_lock`: fail at once, naming the file, when ``db`` is not an SQLite
+    database, and drop what an interrupted schema migration left behind.
+
+    MLflow retries a store it cannot inspect ten times over about 100 s and then raises a long
+    SQLAlchemy error; a garbage file never becomes readable, so it is reported here instead.
+
+    Older versions (before the creation lock) could interrupt alembic's "batch" migration of a
+    table ``T`` on sqlite (create ``_alembic_tmp_T``, copy ``T`` into it, drop ``T``, rename):
+    the leftover ``_alembic_tmp_T`` makes every later migration fail with "table ... already
+    exists". While ``T`` is still there it holds every row and the copy is garbage, so dropping
+    the copy is safe and lets MLflow redo the migration. When ``T`` is gone the copy holds the
+    rows: nothing is changed and the error says how to finish the rename by hand.
+    """
+    if not db.exists():
+        return
+    if db.is_dir():
+        raise TrackingError(f"MLflow store {uri}: {db} is a folder, not an SQLite file")
+    try:
+        con = sqlite3.connect(db, timeout=60)
+    except sqlite3.Error as exc:
+        raise TrackingError(f"MLflow store {uri}: cannot open {db} ({exc})") from exc
+    try:
+        try:
+            tables = {
+                row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
+            raise TrackingError(
+                f"MLflow store {uri}: {db} is not a usable SQLite database ({exc}); move it "
+                "away to start a new store, or point MLFLOW_TRACKING_URI / "
+                "tracking.tracking_uri at another file"
+            ) from exc
+        leftovers = sorted(t for t in tables if t.startswith(_ALEMBIC_TMP_PREFIX))
+        orphans = [t for t in leftovers if t[len(_ALEMBIC_TMP_PREFIX) :] not in tables]
+        if orphans:
+            renames = "; ".join(
+                f'ALTER TABLE "{t}" RENAME TO "{t[len(_ALEMBIC_TMP_PREFIX) :]}"' for t in orphans
+            )
+            raise TrackingError(
+                f"MLflow store {uri} was left half-migrated: {', '.join(orphans)} holds the rows "
+                "of a table that is missing. Back up the file, then repair it with: "
+                f"sqlite3 {db} '{renames}' && mlflow db upgrade {uri}"
+            )
+        for table in leftovers:
+            con.execute(f'DROP TABLE "{table}"')
+            log.warning(
+                "MLflow store %s: dropped %s, left by an interrupted schema migration "
+                "(its table %s is intact); the migration is redone now",
+                uri,
+                table,
+                table[len(_ALEMBIC_TMP_PREFIX) :],
+            )
+        con.commit()
+    except sqlite3.Error as exc:
+        raise TrackingError(f"MLflow store {uri}: cannot read {db} ({exc})") from exc
+    finally:
+        con.close()
+
+
+def _probe_server(uri: str) -> None:
+    """Fail within :data:`SERVER_PROBE_TIMEOUT_S`, naming ``uri``, when no tracking server answers
+    there. Any HTTP answer (even 401 or 404) counts: only "nobody there" is refused."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=SERVER_PROBE_TIMEOUT_S):
+            pass
+    except urllib.error.HTTPError:
+        return  # the server answered
+    except (OSError, ValueError) as exc:  # URLError, refused, timeout, bad host name
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({reason}); start it, fix "
+            "MLFLOW_TRACKING_URI / tracking.tracking_uri, or use tracking=none"
+        ) from exc
+
+
+def get_client(uri: str, *, create: bool = True) -> MlflowClient:
+    """An MlflowClient on ``uri``, with the store checked and opened now.
+
+    On a local sqlite file, the checks, the repair of an interrupted migration and MLflow's own
+    creation / migration of the schema run under :func:`_store_lock`, so that processes starting
+    together on a new store do not race. ``create=False`` refuses a sqlite file that does not
+    exist (a reader such as a report should not leave an empty store behind). A tracking server is
+    probed first (:func:`_probe_server`). Failures raise :class:`TrackingError` naming the store.
+    """
     from mlflow import MlflowClient
 
+    db = _sqlite_path(uri)
+    if db is not None and not create and not db.exists():
+        raise TrackingError(f"MLflow store {uri}: no such file {db}")
+    if uri.startswith(("http://", "https://")):
+        _probe_server(uri)
     with _store_lock(uri):
+        if db is not None:
+            _check_sqlite_store(uri, db)
         client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)  # forces store creation / migration now
+        try:
+            client.search_experiments(max_results=1)  # forces store creation / migration now
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            hint = ""
+            if "schema" in first or "alembic" in type(exc).__module__ or "migrat" in first:
+                hint = f"; back up the store, then run: mlflow db upgrade {uri}"
+            raise TrackingError(f"MLflow store {uri} cannot be opened ({first}){hint}") from exc
     return client
 
 
@@ -268,6 +387,7 @@ def create_sweep_parent(
             "sweep_dir": str(sweep_dir),
             "overrides": " ".join(overrides),
             "git_commit": git_commit(),
+            **process_tags(),
         },
     )
     record = {
@@ -324,6 +444,105 @@ class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
             finish_sweep_parent(record)
 
 
+# Tags that say which process holds a RUNNING run, so that a later start can tell a run whose
+# process was killed outright (SIGKILL, the OOM killer, a power cut: nothing could close it) from
+# one that is still training.
+HOST_TAG = "fd.host"
+PROCESS_TAG = "fd.process"
+RESUMES_TAG = "fd.resumes"
+END_TAG = "fd.end"
+
+
+def _proc_start_ticks(pid: int) -> str:
+    """Start time of process ``pid`` in clock ticks since boot (Linux), or "" when unknown.
+
+    With the pid it names one process: a pid reused by a later process has another start time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # Field 22 of stat; the command name (field 2) may hold spaces, so count after its ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _pid_namespace() -> str:
+    """This process's pid namespace (Linux), or "": two containers on one host may share a host
+    name (host networking) but not a pid namespace, and a pid means nothing outside its own."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def process_tags() -> dict[str, str]:
+    """The tags naming this process as the holder of a run: host, and ``pid start pid-namespace``."""
+    pid = os.getpid()
+    return {
+        HOST_TAG: socket.gethostname(),
+        PROCESS_TAG: f"{pid} {_proc_start_ticks(pid) or '-'} {_pid_namespace() or '-'}",
+    }
+
+
+def _process_gone(process: str) -> bool:
+    """Whether the process named by a :data:`PROCESS_TAG` value, on this host, no longer runs.
+
+    False when that cannot be told (another pid namespace, a malformed tag): a run is closed only
+    when its process is known to be gone.
+    """
+    parts = process.split()
+    if len(parts) != 3 or not parts[0].isdigit():
+        return False
+    pid, start, namespace = int(parts[0]), parts[1], parts[2]
+    if namespace != (_pid_namespace() or "-"):
+        return False
+    if start != "-":
+        return _proc_start_ticks(pid) != start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False
+
+
+def close_stale_runs(
+    client: MlflowClient, experiment_id: str, *, keep: tuple[str, ...] = ()
+) -> list[str]:
+    """Mark KILLED the RUNNING runs of ``experiment_id`` whose process, on this host, is gone.
+
+    A run whose process was killed outright cannot close itself and would stay RUNNING for ever;
+    every new run looks for such runs in its experiment when it starts (one query). Runs held by
+    other hosts, or recorded without :func:`process_tags`, are left alone: their process cannot
+    be checked from here. ``keep``: run ids not to touch (the run being resumed). Returns the ids
+    closed.
+    """
+    host = socket.gethostname().replace("'", "")
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+        max_results=1000,
+    )
+    closed = []
+    for run in found:
+        run_id = run.info.run_id
+        process = run.data.tags.get(PROCESS_TAG, "")
+        if run_id in keep or not _process_gone(process):
+            continue
+        client.set_tag(
+            run_id,
+            END_TAG,
+            f"process {process.split()[0]} on {host} gone while RUNNING (killed outright); "
+            f"closed as KILLED by process {os.getpid()}",
+        )
+        client.set_terminated(run_id, status="KILLED")
+        log.warning("MLflow run %s: its process is gone; marked KILLED", run_id)
+        closed.append(run_id)
+    return closed
+
+
 class NullRun:
     """Tracking disabled (``tracking.backend=none``): every call is a no-op."""
 
@@ -340,7 +559,12 @@ class NullRun:
 
 
 class MlflowRun:
-    """One training run in MLflow: params and tags at start, metrics per epoch, artifacts at the end."""
+    """One training run in MLflow: params and tags at start, metrics per epoch, artifacts at the end.
+
+    ``resume_run_id`` continues that run (a job resumed in its run folder) when the store holds
+    it, else a new run is created. Every run carries :func:`process_tags`, and every start closes
+    the RUNNING runs of its experiment whose process is gone (:func:`close_stale_runs`).
+    """
 
     def __init__(
         self,
@@ -352,23 +576,63 @@ class MlflowRun:
     ) -> None:
         self.uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
         self.client = get_client(self.uri)
-        if resume_run_id is not None:
+        self.resumed = False
+        resumed_in = self._resume(resume_run_id) if resume_run_id is not None else None
+        if resume_run_id is not None and resumed_in is not None:
             self.run_id = resume_run_id
-            self.client.update_run(resume_run_id, status="RUNNING")
-            return
-        exp_id = get_or_create_experiment(self.client, cfg.tracking.experiment)
-        all_tags = dict(tags)
-        if parent is not None:
-            all_tags["mlflow.parentRunId"] = parent["run_id"]
-            all_tags["sweep_id"] = parent["sweep_id"]
-        run_name = cfg.tracking.run_name or default_run_name(cfg)
-        run = self.client.create_run(exp_id, run_name=run_name, tags=all_tags)
-        self.run_id = run.info.run_id
-        from mlflow.entities import Param
+            self.resumed = True
+            experiment_id = resumed_in
+        else:
+            experiment_id = get_or_create_experiment(self.client, cfg.tracking.experiment)
+            all_tags = {**tags, **process_tags()}
+            if parent is not None:
+                all_tags["mlflow.parentRunId"] = parent["run_id"]
+                all_tags["sweep_id"] = parent["sweep_id"]
+            run_name = cfg.tracking.run_name or default_run_name(cfg)
+            run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+            self.run_id = run.info.run_id
+        # From here the run is RUNNING under this process, but the caller only closes it once
+        # this constructor has returned: close it here when what follows fails or is stopped.
+        try:
+            if not self.resumed:
+                from mlflow.entities import Param
 
-        params = [Param(k, v[:6000]) for k, v in flatten_params(cfg).items()]
-        for start in range(0, len(params), 100):  # MLflow's batch limit is 100 params
-            self.client.log_batch(self.run_id, params=params[start : start + 100])
+                params = [Param(k, v[:6000]) for k, v in flatten_params(cfg).items()]
+                for start in range(0, len(params), 100):  # MLflow's batch limit: 100 params
+                    self.client.log_batch(self.run_id, params=params[start : start + 100])
+            self._close_stale(experiment_id, keep=(self.run_id,))
+        except BaseException as exc:
+            interrupted = not isinstance(exc, Exception)  # Ctrl-C, a signal
+            self.fail("KILLED" if interrupted else "FAILED")
+            raise
+
+    def _resume(self, run_id: str) -> str | None:
+        """Take over ``run_id`` (set RUNNING, held by this process) and return its experiment id;
+        None when the store does not hold it (the folder was first trained into another store)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            log.warning("MLflow run %s is not in %s: starting a new run", run_id, self.uri)
+            return None
+        count = int(run.data.tags.get(RESUMES_TAG, "0") or 0) + 1
+        # The holder first, then the status: a concurrent close_stale_runs must not see this run
+        # RUNNING under the dead process that held it before.
+        for key, value in {**process_tags(), RESUMES_TAG: str(count)}.items():
+            self.client.set_tag(run_id, key, value)
+        self.client.update_run(run_id, status="RUNNING")
+        log.info("MLflow run %s resumed (resume %d, was %s)", run_id, count, run.info.status)
+        return str(run.info.experiment_id)
+
+    def _close_stale(self, experiment_id: str, keep: tuple[str, ...]) -> None:
+        """:func:`close_stale_runs`, never stopping the run that asks (it is housekeeping)."""
+        try:
+            close_stale_runs(self.client, experiment_id, keep=keep)
+        except Exception as exc:  # e.g. a server without search: the run itself is fine
+            log.warning("could not look for stale MLflow runs in %s: %s", self.uri, exc)
 
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         """Per-epoch metrics with ``step=epoch``."""
@@ -423,5 +687,21 @@ class MlflowRun:
 
     def fail(self, status: str = "FAILED") -> None:
         """Mark the run ended without finishing: ``FAILED`` (an exception) or ``KILLED`` (a signal
-        or Ctrl-C)."""
-        self.client.set_terminated(self.run_id, status=status)
+        or Ctrl-C).
+
+        Called while another error propagates, so it never raises one of its own (which would
+        hide the cause): when the store cannot be written either (a full disk holding it), the
+        run stays RUNNING until its resume takes it over or the next run started in its
+        experiment on this host closes it (:func:`close_stale_runs`, its process being gone).
+        """
+        try:
+            self.client.set_terminated(self.run_id, status=status)
+        except Exception as exc:
+            log.error(
+                "could not mark MLflow run %s %s in %s (%s); it is closed when resumed, or by "
+                "the next run started on this host",
+                self.run_id,
+                status,
+                self.uri,
+                exc,
+            )
