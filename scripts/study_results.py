@@ -275,12 +275,16 @@ def against(study: Study, baseline: str) -> list[Comparison]:
         if model == baseline:
             continue
         out.append(
-            paired(runs[runs["model"] == model], base, "grid", ["seed"], f"`{model}` - `{baseline}`")
+            paired(
+                runs[runs["model"] == model], base, "grid", ["seed"], f"`{model}` - `{baseline}`"
+            )
         )
     return with_holm(out)
 
 
-def drsn_regions(study: Study, model: str = "drsn_cw", baseline: str = "resnet1d") -> list[Comparison]:
+def drsn_regions(
+    study: Study, model: str = "drsn_cw", baseline: str = "resnet1d"
+) -> list[Comparison]:
     """Where DRSN-CW differs from ResNet: per noise kind x SNR region, and the clean test set."""
     runs = study.runs[
         (study.runs["protocol"] == "mixed")
@@ -352,8 +356,16 @@ def confound_tables(study: Study) -> tuple[list[str], list[str], list[dict[str, 
                     mean, low, high, _ = seed_interval(sel[col].tolist(), name, model, band, col)
                     parts.append(fmt(mean, low, high))
                     records.append(
-                        {"protocol": name, "model": model, "band": band, "metric": col,
-                         "mean": mean, "low": low, "high": high, "seeds": len(seeds)}
+                        {
+                            "protocol": name,
+                            "model": model,
+                            "band": band,
+                            "metric": col,
+                            "mean": mean,
+                            "low": low,
+                            "high": high,
+                            "seeds": len(seeds),
+                        }
                     )
                 cells.append(" / ".join(parts))
             lines.append(f"| {name} | `{model}` | " + " | ".join(cells) + " |")
@@ -439,7 +451,9 @@ def matched_table(study: Study) -> tuple[list[str], list[Comparison]]:
         pooled_a = matched[["model", "seed", "bal_acc"]]
         pooled_b = mixed[mixed["model"].isin(grp["model"].unique())][["model", "seed", "bal_acc"]]
         pooled_tests.append(
-            paired(pooled_a, pooled_b, "bal_acc", ["model", "seed"], f"all models, {kind} {snr:g} dB")
+            paired(
+                pooled_a, pooled_b, "bal_acc", ["model", "seed"], f"all models, {kind} {snr:g} dB"
+            )
         )
     return lines, with_holm(pooled_tests)
 
@@ -513,7 +527,10 @@ def plot_validation(conv: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss (cross-entropy, log scale)")
-    ax.set_title("Mixed protocol, full band: validation loss per epoch\n(thick: median over seeds; thin: each seed)", fontsize=10)
+    ax.set_title(
+        "Mixed protocol, full band: validation loss per epoch\n(thick: median over seeds; thin: each seed)",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
@@ -554,10 +571,7 @@ def recall_heatmap(study: Study, path: Path, snr_db: float = -4.0) -> list[str]:
     for ax, kind in zip(axes, KINDS, strict=True):
         sub = data[data["noise"] == kind]
         mat = np.array(
-            [
-                [sub[sub["model"] == m][f"recall/{c}"].mean() for c in classes]
-                for m in models
-            ]
+            [[sub[sub["model"] == m][f"recall/{c}"].mean() for c in classes] for m in models]
         )
         im = ax.imshow(100 * mat, vmin=0, vmax=100, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
@@ -565,10 +579,19 @@ def recall_heatmap(study: Study, path: Path, snr_db: float = -4.0) -> list[str]:
         ax.set_title(f"{kind} noise, {snr_db:g} dB", fontsize=10)
         for i in range(len(models)):
             for j in range(len(classes)):
-                ax.text(j, i, f"{100 * mat[i, j]:.0f}", ha="center", va="center", fontsize=6.5,
-                        color="white" if mat[i, j] < 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * mat[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color="white" if mat[i, j] < 0.6 else "black",
+                )
         for i, m in enumerate(models):
-            lines.append(f"| `{m}` | {kind} | " + " | ".join(f"{100 * v:.0f}" for v in mat[i]) + " |")
+            lines.append(
+                f"| `{m}` | {kind} | " + " | ".join(f"{100 * v:.0f}" for v in mat[i]) + " |"
+            )
     fig.colorbar(im, ax=list(axes), label="recall (%), mean over seeds", shrink=0.9)
     fig.suptitle(
         f"Mixed protocol, full band: per-class recall at {snr_db:g} dB (3 noise draws per window)",
@@ -633,64 +656,108 @@ def build(args: argparse.Namespace) -> int:
     md: list[str] = []
     add: Callable[..., None] = lambda *xs: md.extend(xs)  # noqa: E731
 
-    add("### Runs", "", f"{len(study.selection.runs)} finished runs of experiment "
-        f"`{args.experiment}` ({len(study.windows)} with per-window scores).", "")
+    add(
+        "### Runs",
+        "",
+        f"{len(study.selection.runs)} finished runs of experiment "
+        f"`{args.experiment}` ({len(study.windows)} with per-window scores).",
+        "",
+    )
     add("| protocol | data | models (seeds) |", "|---|---|---|")
     for (protocol, band), g in counts.groupby(["protocol", "band"], sort=False):
         models = ", ".join(f"`{m}` ({n})" for m, n in zip(g["model"], g["seed"], strict=True))
         add(f"| {protocol} | {band} | {models} |")
 
     head_lines, head_records = headline_table(study)
-    add("", "### Mixed protocol, full band: balanced accuracy (%)", "",
+    add(
+        "",
+        "### Mixed protocol, full band: balanced accuracy (%)",
+        "",
         "Mean over seeds [95 % bootstrap interval over seeds]. *mean over the grid*: the 33 test "
         "conditions (3 kinds x -10..+10 dB) averaged per run; *-10..-6 dB*: the 9 hardest; a kind's "
-        "column: its 11 SNRs.", "", *head_lines)
+        "column: its 11 SNRs.",
+        "",
+        *head_lines,
+    )
 
     comps: dict[str, list[Comparison]] = {}
     for baseline in ("resnet1d", "wdcnn"):
         c = against(study, baseline)
         comps[baseline] = c
-        add("", f"### Every model against `{baseline}` (mixed, full band, mean over the grid)", "",
-            f"Paired by seed; Holm's correction over the {len(c)} models of the table.", "",
-            *comparison_md(c, "model - baseline", "higher", "lower", "seeds"))
+        add(
+            "",
+            f"### Every model against `{baseline}` (mixed, full band, mean over the grid)",
+            "",
+            f"Paired by seed; Holm's correction over the {len(c)} models of the table.",
+            "",
+            *comparison_md(c, "model - baseline", "higher", "lower", "seeds"),
+        )
 
     regions = drsn_regions(study)
-    add("", "### Where DRSN-CW and ResNet differ (mixed, full band)", "",
+    add(
+        "",
+        "### Where DRSN-CW and ResNet differ (mixed, full band)",
+        "",
         "`drsn_cw` - `resnet1d`, paired by seed, per noise kind and SNR region and on the clean "
-        f"test set; Holm's correction over the {len(regions)} rows.", "",
-        *comparison_md(regions, "test condition", "DRSN-CW higher", "DRSN-CW lower", "seeds"))
+        f"test set; Holm's correction over the {len(regions)} rows.",
+        "",
+        *comparison_md(regions, "test condition", "DRSN-CW higher", "DRSN-CW lower", "seeds"),
+    )
 
     conf_lines, conf_tests, conf_records = confound_tables(study)
-    add("", "### The confound: full band against 0-4 kHz", "",
+    add(
+        "",
+        "### The confound: full band against 0-4 kHz",
+        "",
         "Balanced accuracy (%) on each setup (same seeds), and *to normal*: the share of fault "
-        "windows classified as `normal`, mean over the grid. Mean [95 % interval over seeds].", "",
-        *conf_lines, "", "Pooled over the models (one unit per model and seed); Holm over the rows:",
-        "", *conf_tests)
+        "windows classified as `normal`, mean over the grid. Mean [95 % interval over seeds].",
+        "",
+        *conf_lines,
+        "",
+        "Pooled over the models (one unit per model and seed); Holm over the rows:",
+        "",
+        *conf_tests,
+    )
 
     ada = adabn_tests(study)
     if ada:
-        add("", "### AdaBN on clean-trained networks", "",
-            "AdaBN - plain scoring of the same networks (one unit per run); Holm over the rows.", "",
-            *comparison_md(ada, "setup: metric", "AdaBN higher", "AdaBN lower", "runs"))
-        add("", "### Clean-train: share of fault windows sent to `normal` (%), mean over the grid",
-            "", *to_normal_table(study))
+        add(
+            "",
+            "### AdaBN on clean-trained networks",
+            "",
+            "AdaBN - plain scoring of the same networks (one unit per run); Holm over the rows.",
+            "",
+            *comparison_md(ada, "setup: metric", "AdaBN higher", "AdaBN lower", "runs"),
+        )
+        add(
+            "",
+            "### Clean-train: share of fault windows sent to `normal` (%), mean over the grid",
+            "",
+            *to_normal_table(study),
+        )
 
     m_lines, m_tests = matched_table(study)
     if m_lines:
-        add("", "### Matched specialists against the mixed model at their training condition", "",
+        add(
+            "",
+            "### Matched specialists against the mixed model at their training condition",
+            "",
             "Balanced accuracy (%), the same seeds; the pooled test has one unit per model and seed.",
-            "", *m_lines, "", *comparison_md(m_tests, "pooled", "matched higher", "mixed higher",
-                                             "pairs (model, seed)"))
+            "",
+            *m_lines,
+            "",
+            *comparison_md(
+                m_tests, "pooled", "matched higher", "mixed higher", "pairs (model, seed)"
+            ),
+        )
 
     conv_lines, conv = convergence(study)
     plot_validation(conv, img / "study_validation_loss")
-    add("", "### Validation loss per epoch (mixed, full band; median over seeds)", "",
-        *conv_lines)
+    add("", "### Validation loss per epoch (mixed, full band; median over seeds)", "", *conv_lines)
 
     heat_lines = recall_heatmap(study, img / "study_recall_m4db")
     figures = curve_figures(study, img)
-    add("", "### Per-class recall at -4 dB (%, mixed, full band, mean over seeds)", "",
-        *heat_lines)
+    add("", "### Per-class recall at -4 dB (%, mixed, full band, mean over seeds)", "", *heat_lines)
 
     body = "\n".join(md) + "\n"
     (out / "study.md").write_text(body)

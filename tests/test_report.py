@@ -861,45 +861,6 @@ def test_latest_sweep_is_found_and_json_summary(store, tmp_path: Path, capsys) -
     assert "accuracy_vs_snr.png" in summary["files"]
 
 
-def test_results_tables_script_pairs_runs_by_kind_snr_and_seed(tmp_path: Path, capsys) -> None:
-    """scripts/results_tables.py (the condensed tables of docs/results.md) on a tiny runs.csv."""
-    import importlib.util
-
-    rows = []
-    for seed, (cw, res) in enumerate([(0.90, 0.88), (0.80, 0.84), (0.70, 0.70)]):
-        for model, acc in (("drsn_cw", cw), ("resnet1d", res)):
-            rows.append(
-                {"run_id": f"{model}{seed}", "model": model, "protocol": "matched",
-                 "noise": "gaussian", "snr_db": -8.0, "seed": seed, "test_noise": "gaussian",
-                 "test_snr_db": -8.0, "test_acc": acc, "row": "test"}
-            )  # fmt: skip
-    rows.append(
-        {"run_id": "c0", "model": "drsn_cw", "protocol": "clean_train", "noise": "none",
-         "snr_db": math.nan, "seed": 0, "test_noise": "gaussian", "test_snr_db": 0.0,
-         "test_acc": 0.25, "row": "grid"}
-    )  # fmt: skip
-    csv = tmp_path / "runs.csv"
-    pd.DataFrame(rows).to_csv(csv, index=False)
-    spec = importlib.util.spec_from_file_location(
-        "results_tables", Path(__file__).resolve().parents[1] / "scripts" / "results_tables.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main([str(csv)]) == 0
-    out = capsys.readouterr().out
-    assert "| `drsn_cw` | 80.0 ± 10.0 |" in out  # mean ± std over the 3 seeds
-    # paired by seed: +2, -4, 0 points -> mean -0.7, one win, one tie, one loss
-    assert "| `drsn_cw` | -8 | 3 | -0.7 | 3.1 | 1 / 1 / 1 |" in out
-    assert "| `drsn_cw` | 25.0 |" in out  # clean-train grid, one seed
-    assert mod.main([str(tmp_path / "absent.csv")]) == 2
-    # today's runs.csv: the column is ``acc`` and AdaBN rows share the keys of the plain ones
-    new = pd.DataFrame(rows).rename(columns={"test_acc": "acc"}).assign(variant="plain")
-    adabn = new.assign(variant="adabn", acc=0.0)
-    pd.concat([new, adabn]).to_csv(csv, index=False)
-    assert mod.main([str(csv)]) == 0
-    assert capsys.readouterr().out == out
-
-
 def test_runs_at_another_band_are_another_setup() -> None:
     """Band-limited runs of a setup are never pooled with its full-band runs."""
     from fault_diag.report import setup_label
