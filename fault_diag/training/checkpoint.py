@@ -27,6 +27,12 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        if exc.filename is not None:
+            raise
+        # torch.save writes to an open handle: its errors (a full disk) name no file.
+        raise OSError(exc.errno, f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise

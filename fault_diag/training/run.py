@@ -5,10 +5,12 @@ The Hydra entry point (``fault_diag.cli.train``) only composes the config and ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from fault_diag.training.evaluation import ConditionResult
 from fault_diag.training.loop import (
     TrainResult,
     check_resumable,
+    config_fingerprint,
     configure_threads,
     read_checkpoint_extra,
     resolve_device,
@@ -287,36 +290,213 @@ def log_final(
     tracker.finish()
 
 
+RUN_RECORD = "mlflow_run.json"
+
+
 class Terminated(BaseException):
-    """SIGTERM (what SLURM, containers and ``kill`` send) arrived during training."""
+    """SIGTERM or SIGHUP (what SLURM, containers, ``kill`` and a closed terminal send) arrived
+    while a job ran. A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on
+    the way swallows it."""
+
+
+class RunFolderBusy(ValueError):
+    """Another process is running a job in the same run folder (a ValueError: the folder given
+    cannot be used as given, like any other bad input)."""
+
+
+def _stop_signals(*names: str) -> list[Any]:
+    """The signals of ``names`` this platform has (Windows has no SIGHUP)."""
+    import signal
+
+    return [getattr(signal, name) for name in names if hasattr(signal, name)]
 
 
 def _terminate_as_interrupt() -> Callable[[], None]:
-    """Turn SIGTERM into :class:`Terminated` while a job trains, so its tracking run is closed as
-    KILLED instead of being left RUNNING; returns the function that restores the old handler.
-    Outside the main thread (where signals cannot be handled) it does nothing."""
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` while a job runs, so its tracking run is
+    closed as KILLED instead of being left RUNNING; returns the function that restores the old
+    handlers.
+
+    Only the first signal raises: a second one (SLURM repeats SIGTERM before its SIGKILL) would
+    otherwise interrupt the closing of the run. A signal that was ignored (``nohup``) stays
+    ignored. Outside the main thread (where signals cannot be handled) it does nothing.
+    """
     import signal
 
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated(f"signal {signum} received during training")
+    received: list[int] = []
 
+    def handler(signum: int, frame: Any) -> None:
+        if received:
+            log.warning("signal %d ignored: the job is already stopping", signum)
+            return
+        received.append(signum)
+        raise Terminated(f"{signal.Signals(signum).name} received")
+
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        for sig in _stop_signals("SIGTERM", "SIGHUP"):
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue
+            previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread
         return lambda: None
 
     def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
     return restore
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP ignored for a short block (closing a run after an error): a
+    second Ctrl-C or TERM would leave the run half-closed. Outside the main thread, no change."""
+    import signal
+
+    try:
+        saved = {
+            sig: signal.signal(sig, signal.SIG_IGN)
+            for sig in _stop_signals("SIGINT", "SIGTERM", "SIGHUP")
+        }
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def closes_on_error(tracker: Any) -> Iterator[None]:
+    """Close ``tracker``'s run when the block raises: KILLED for Ctrl-C (KeyboardInterrupt) and
+    :class:`Terminated`, FAILED for anything else (a full disk included), then re-raise."""
+    try:
+        yield
+    except (KeyboardInterrupt, Terminated):
+        with _signals_held():
+            tracker.fail("KILLED")
+        raise
+    except BaseException:
+        with _signals_held():
+            tracker.fail("FAILED")
+        raise
+
+
+@contextlib.contextmanager
+def run_folder_lock(output_dir: Path) -> Iterator[None]:
+    """Hold a lock on ``output_dir`` while a job runs there; raise :class:`RunFolderBusy` at once
+    when another process holds it.
+
+    Two jobs in one folder (two runs started in the same second with the default folder name,
+    or a resume started while the first job still runs) would overwrite each other's checkpoint
+    and both log into the run recorded there. The lock is ``flock`` on the folder itself: it
+    adds no file (a job refused by its checks leaves its folder as empty as before) and goes
+    with its process however that ends, so a killed job never leaves its folder locked. Where
+    the file system cannot lock a folder (some network mounts) the job runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no flock
+        yield
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(output_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderBusy(
+                f"run folder {output_dir} is in use by another fd-train process; "
+                "give this job its own hydra.run.dir"
+            ) from None
+        except OSError as exc:
+            log.debug("run folder %s cannot be locked (%s): running unlocked", output_dir, exc)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def write_run_record(output_dir: Path, run_id: str, uri: str, fingerprint: str) -> None:
+    """Record in the run folder which MLflow run it trains (atomically), as soon as the run exists.
+
+    The checkpoint records it too, but only after the first epoch: a job killed before that would
+    otherwise start a second run on its resume.
+    """
+    path = output_dir / RUN_RECORD
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(
+        json.dumps({"run_id": run_id, "tracking_uri": uri, "fingerprint": fingerprint}, indent=2)
+    )
+    os.replace(tmp, path)
+
+
+def previous_run_id(cfg: DictConfig, output_dir: Path, uri: str) -> str | None:
+    """The MLflow run a job in ``output_dir`` continues, or None for a new run.
+
+    The run folder's record (:func:`write_run_record`) when it names this store and this
+    configuration, else the checkpoint's (written by versions before the record). None with
+    ``trainer.resume=false``: that job trains from scratch, so it is a new run.
+    """
+    if not cfg.trainer.resume:
+        return None
+    path = output_dir / RUN_RECORD
+    if path.exists():
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            record = {}
+        if (
+            record.get("tracking_uri") == uri
+            and record.get("fingerprint") == config_fingerprint(cfg)
+            and record.get("run_id")
+        ):
+            return str(record["run_id"])
+        return None
+    found = read_checkpoint_extra(output_dir).get("mlflow_run_id")
+    return str(found) if found else None
+
+
+def backfill_epochs(tracker: Any, output_dir: Path) -> list[int]:
+    """Log the checkpointed epochs that a resumed run is missing; returns their numbers.
+
+    An epoch is checkpointed, then logged: a job stopped between the two (killed, or its store
+    full) resumes after that epoch, which would otherwise never reach the run's history.
+    """
+    from fault_diag.training.checkpoint import CheckpointError, load_checkpoint
+
+    path = output_dir / "checkpoints" / "last.pt"
+    if not path.exists():
+        return []
+    try:
+        history = list(load_checkpoint(path).get("history", []))
+    except CheckpointError:
+        return []  # train() reports a damaged checkpoint
+    if not history:
+        return []
+    logged = {m.step for m in tracker.client.get_metric_history(tracker.run_id, "val/loss")}
+    missing = [epoch for epoch in range(1, len(history) + 1) if epoch not in logged]
+    for epoch in missing:
+        tracker.log_epoch(epoch, history[epoch - 1])
+    if missing:
+        log.info("MLflow run %s: logged checkpointed epochs %s", tracker.run_id, missing)
+    return missing
+
+
 def run_job(cfg: DictConfig) -> float:
-    """Validate, build data, train, log. Returns the test accuracy (what a sweeper optimises)."""
+    """Validate, build data, train, log. Returns the test accuracy (what a sweeper optimises).
+
+    Lifecycle: the tracking run is closed FINISHED, FAILED (any exception, a full disk included)
+    or KILLED (Ctrl-C, SIGTERM, SIGHUP); a job killed outright (SIGKILL) is continued in the same
+    MLflow run by rerunning it into the same run folder, or closed KILLED by the next run started
+    in its experiment on this host (:func:`fault_diag.tracking.close_stale_runs`).
+    """
     from fault_diag.tracking import (
         MlflowRun,
         NullRun,
         check_store_writable,
+        get_client,
         git_commit,
         read_parent_run,
         resolve_tracking_uri,
@@ -328,50 +508,55 @@ def run_job(cfg: DictConfig) -> float:
     validate_config(cfg)
     resolve_device(cfg.trainer.device)
     if cfg.trainer.num_threads is None and n_jobs:
-        import os
-
         cfg.trainer.num_threads = max(1, (os.cpu_count() or 1) // int(n_jobs))
     configure_threads(cfg.trainer.num_threads)
     uri = None
     if cfg.tracking.backend == "mlflow":
         uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
         check_store_writable(uri)
+        get_client(uri)  # a garbage file, a half-migrated store, no server: fail before any work
     output_dir = Path(cfg.paths.output_dir)
-
-    # A rerun into a folder holding another configuration's checkpoint is refused here, before
-    # the earlier job's MLflow run is reopened (it would otherwise be set RUNNING, then FAILED).
-    check_resumable(cfg, output_dir)
-
-    data_cfg = OmegaConf.to_object(cfg.data)
-    dataset = build_dataset(data_cfg)  # type: ignore[arg-type]
-
-    tracker: Any = NullRun()
-    if cfg.tracking.backend == "mlflow":
-        previous = read_checkpoint_extra(output_dir).get("mlflow_run_id")
-        parent = read_parent_run(sweep_dir) if sweep_dir is not None else None
-        tracker = MlflowRun(cfg, tags=run_tags(cfg, dataset), resume_run_id=previous, parent=parent)
-        log.info("MLflow run %s in %s", tracker.run_id, uri)
 
     restore = _terminate_as_interrupt()
     try:
-        result = train(
-            cfg,
-            dataset,
-            output_dir,
-            on_epoch_end=tracker.log_epoch,
-            checkpoint_extra={"mlflow_run_id": tracker.run_id} if tracker.run_id else None,
-        )
-        card = model_card(cfg, dataset, result, tracker.run_id)
-        artifact_dir = output_dir / "artifacts"
-        files = write_artifacts(artifact_dir, cfg, result, card, overrides)
-        if isinstance(tracker, MlflowRun):
-            log_final(tracker, cfg, dataset, result, card, files)
-    except (KeyboardInterrupt, Terminated):
-        tracker.fail("KILLED")
-        raise
-    except BaseException:
-        tracker.fail()
-        raise
+        with run_folder_lock(output_dir):
+            # A rerun into a folder holding another configuration's checkpoint is refused here,
+            # before the earlier job's MLflow run is reopened (it would otherwise be set RUNNING,
+            # then FAILED).
+            check_resumable(cfg, output_dir)
+
+            data_cfg = OmegaConf.to_object(cfg.data)
+            dataset = build_dataset(data_cfg)  # type: ignore[arg-type]
+
+            tracker: Any = NullRun()
+            if cfg.tracking.backend == "mlflow":
+                assert uri is not None
+                parent = read_parent_run(sweep_dir) if sweep_dir is not None else None
+                tracker = MlflowRun(
+                    cfg,
+                    tags=run_tags(cfg, dataset),
+                    resume_run_id=previous_run_id(cfg, output_dir, uri),
+                    parent=parent,
+                )
+            with closes_on_error(tracker):
+                if tracker.run_id:
+                    assert uri is not None
+                    log.info("MLflow run %s in %s", tracker.run_id, uri)
+                    write_run_record(output_dir, tracker.run_id, uri, config_fingerprint(cfg))
+                if getattr(tracker, "resumed", False):
+                    backfill_epochs(tracker, output_dir)
+                result = train(
+                    cfg,
+                    dataset,
+                    output_dir,
+                    on_epoch_end=tracker.log_epoch,
+                    checkpoint_extra={"mlflow_run_id": tracker.run_id} if tracker.run_id else None,
+                )
+                card = model_card(cfg, dataset, result, tracker.run_id)
+                artifact_dir = output_dir / "artifacts"
+                files = write_artifacts(artifact_dir, cfg, result, card, overrides)
+                if isinstance(tracker, MlflowRun):
+                    log_final(tracker, cfg, dataset, result, card, files)
     finally:
         restore()
 
