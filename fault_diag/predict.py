@@ -28,6 +28,15 @@ from fault_diag.export import Bundle, _softmax, load_bundle
 log = logging.getLogger(__name__)
 
 RECORDING_SUFFIXES = (".mat", ".csv", ".npy", ".npz")
+# What fd-predict accepts, checked before resampling or cutting windows: an absurd --fs-hz or --hop
+# would otherwise ask for tens of GiB (--fs-hz 1000000000000 made resample_poly build a filter of
+# 5e9 taps, 37 GiB) or classify nonsense (--fs-hz 7 upsampled 300k samples 1714x into 25k windows).
+RATE_RANGE = (1 / 8, 1000)  # recording rate / model rate: below 1/8 the recording holds almost
+# nothing of the band the model learned from; above 1000x, decimate the recording first
+MAX_RESAMPLE_FACTOR = 200_000  # max(up, down) of a polyphase resampling: its filter has 20x taps
+MAX_MODEL_SAMPLES = 1 << 28  # samples of the recording at the model's rate (2 GiB as float64)
+MAX_WINDOW_BYTES = 1 << 30  # the float32 windows of one call (hop 1 on a long recording)
+MAX_HOP = (1 << 31) - 1
 
 
 class PredictError(ValueError):
@@ -50,7 +59,8 @@ def recording_rate(path: str | Path, fs_hz: float | None = None) -> tuple[int, s
     """
     path = Path(path)
     if fs_hz is not None:
-        if not (float(fs_hz) > 0 and float(fs_hz) == int(fs_hz)):
+        # isfinite first: int(inf) raises OverflowError, which is no message for a user
+        if not (math.isfinite(float(fs_hz)) and float(fs_hz) > 0 and float(fs_hz) == int(fs_hz)):
             raise PredictError(
                 f"--fs-hz={fs_hz!r} is invalid: expected a positive integer rate in Hz"
             )
@@ -78,6 +88,62 @@ def recording_rate(path: str | Path, fs_hz: float | None = None) -> tuple[int, s
             "the catalogue, e.g. 105.mat); pass --fs-hz"
         )
     return known, f"CWRU catalogue ({path.stem}.mat)"
+
+
+def allowed_rates(fs_model_hz: int) -> tuple[int, int]:
+    """The recording rates (Hz) accepted for a model trained at ``fs_model_hz`` (inclusive)."""
+    return math.ceil(fs_model_hz * RATE_RANGE[0]), int(fs_model_hz * RATE_RANGE[1])
+
+
+def check_rate(fs_in_hz: int, fs_model_hz: int) -> None:
+    """Refuse, with the allowed range, a recording rate that is absurd for the model, or whose
+    resampling to the model's rate needs an oversized polyphase filter."""
+    from fault_diag.data.resample import plan_resampling
+
+    low, high = allowed_rates(fs_model_hz)
+    if not low <= fs_in_hz <= high:
+        raise PredictError(
+            f"a recording rate of {fs_in_hz} Hz is outside the range accepted for this model: "
+            f"{low} to {high} Hz (1/8 to {RATE_RANGE[1]:g} times its "
+            f"{fs_model_hz} Hz); check --fs-hz"
+        )
+    plan = plan_resampling(fs_in_hz, fs_model_hz)
+    if plan.method == "resample_poly" and max(plan.up, plan.down) > MAX_RESAMPLE_FACTOR:
+        raise PredictError(
+            f"resampling {fs_in_hz} -> {fs_model_hz} Hz needs a polyphase filter with up={plan.up}, "
+            f"down={plan.down} ({20 * max(plan.up, plan.down) + 1:,} taps); accepted: up and down "
+            f"up to {MAX_RESAMPLE_FACTOR:,}. Give the rate rounded to a value sharing a larger "
+            f"common divisor with {fs_model_hz} Hz, or resample the recording first"
+        )
+
+
+def check_windows(n_samples: int, fs_in_hz: int, fs_model_hz: int, length: int, hop: int) -> None:
+    """Refuse, before resampling, a recording part too long for one call or a ``hop`` outside the
+    range that keeps its windows within :data:`MAX_WINDOW_BYTES` (the message gives the range)."""
+    from fault_diag.data.resample import plan_resampling
+
+    plan = plan_resampling(fs_in_hz, fs_model_hz)
+    n_model = math.ceil(n_samples * plan.up / plan.down)
+    if n_model > MAX_MODEL_SAMPLES:
+        raise PredictError(
+            f"{n_samples:,} samples at {fs_in_hz} Hz are {n_model:,} at the model's {fs_model_hz} Hz, "
+            f"more than the {MAX_MODEL_SAMPLES:,} one call handles; classify parts of the "
+            "recording with --start/--stop"
+        )
+    max_windows = max(1, MAX_WINDOW_BYTES // (4 * length))
+    span = max(0, n_model - length)
+    min_hop = max(1, math.ceil(span / (max_windows - 1))) if max_windows > 1 else MAX_HOP
+    n_windows = span // hop + 1 if 1 <= hop <= MAX_HOP else 0
+    if not 1 <= hop <= MAX_HOP or n_windows > max_windows:
+        why = (
+            f"{n_windows:,} windows of {length} samples ({n_windows * length * 4 / 2**30:.1f} GiB)"
+            if hop >= 1 and n_windows > max_windows
+            else "not a usable number of samples"
+        )
+        raise PredictError(
+            f"--hop {hop}: {why}; accepted for this recording: {min_hop} to {MAX_HOP} samples at "
+            f"the model's rate (at most {max_windows:,} windows), or a part of it with --start/--stop"
+        )
 
 
 def _catalogue_rate(path: Path) -> int | None:
@@ -211,6 +277,14 @@ def predict_recording(
         )
     x = x[lo:hi]
     fs_model = bundle.sampling_rate_hz
+    check_rate(fs_in, fs_model)  # before resampling: an absurd rate would allocate GiBs
+    check_windows(
+        x.size,
+        fs_in,
+        fs_model,
+        bundle.window_length,
+        bundle.window_length if hop is None else int(hop),
+    )
     plan = plan_resampling(fs_in, fs_model)
     x = resample(x, fs_in, fs_model)
     band_hz = bundle.card.get("band_hz")
@@ -450,6 +524,9 @@ __all__ = [
     "RecordingTooShortError",
     "UnknownRateError",
     "WindowPrediction",
+    "allowed_rates",
+    "check_rate",
+    "check_windows",
     "cut_windows",
     "format_result",
     "predict_recording",

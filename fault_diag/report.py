@@ -157,6 +157,21 @@ def _search(client: Any, exp_ids: list[str], filter_string: str | None) -> list[
             return runs
 
 
+def require_store(uri: str) -> None:
+    """Refuse a local sqlite store that does not exist: opening it would create an empty
+    ``mlflow.db`` (and its folder) and then report "experiment not found", as if runs had been lost.
+    A report reads a store; only training creates one."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return  # a server or another backend: it says itself what it has
+    path = Path(uri[len(prefix) :])
+    if not path.is_file():
+        raise ReportError(
+            f"there is no MLflow store at {uri} (no file {path}): train first (fd-train logs "
+            "there), or point --tracking-uri / MLFLOW_TRACKING_URI at the store of your runs"
+        )
+
+
 def select_runs(
     *,
     sweep: str | None = None,
@@ -182,6 +197,7 @@ def select_runs(
         if tracking_uri is None:
             uri = record["tracking_uri"]
         parent_id, sweep_id = record["run_id"], record["sweep_id"]
+    require_store(uri)
     client = get_client(uri)
     if sweep is not None:
         exp_ids = _all_experiment_ids(client)

@@ -29,6 +29,9 @@ from fault_diag.predict import (
     PredictError,
     RecordingTooShortError,
     UnknownRateError,
+    allowed_rates,
+    check_rate,
+    check_windows,
     predict_recording,
 )
 
@@ -396,3 +399,53 @@ def test_adapt_bn_rebuilds_the_bundle_model_and_adapts_only_batchnorm(
         capsys, trained["bundle"], str(cwru_dir / "106.mat"), "--json"
     )
     assert json.loads(out)["mean_probability"] == plain["mean_probability"]
+
+
+# ----------------------------------------------------- absurd rates and hops (issue 18, item 7)
+
+
+def test_rate_range_and_resampling_filter_limits() -> None:
+    """Checked before anything is resampled: --fs-hz 1e12 used to build a 37 GiB filter, --fs-hz 7
+    gave a confident verdict on 25,111 windows upsampled 1714x."""
+    for ok in (1500, 8000, 12000, 25600, 44100, 48000, 51200, 12_000_000):
+        check_rate(ok, 12000)
+    for absurd in (7, 1499, 12_000_001, 1_000_000_000_000):
+        with pytest.raises(PredictError, match="accepted for this model: 1500 to 12000000 Hz"):
+            check_rate(absurd, 12000)
+    # in range, but coprime with 12 kHz: up=12000, down=11999999 would need 240 M filter taps
+    with pytest.raises(PredictError, match="polyphase filter with up=12000, down=11999999"):
+        check_rate(11_999_999, 12000)
+    assert allowed_rates(12000) == (1500, 12_000_000)
+
+
+def test_hop_range_keeps_the_windows_in_memory() -> None:
+    check_windows(300_000, 12000, 12000, 2048, 2048)
+    check_windows(300_000, 12000, 12000, 2048, 3)  # 99k windows: 0.8 GiB, accepted
+    for hop, why in (
+        (0, "not a usable"),
+        (-5, "not a usable"),
+        (1, "297,953 windows"),
+        (10**20, "not a usable"),
+    ):
+        with pytest.raises(
+            PredictError, match=rf"--hop {hop}: {why}.*accepted for this recording: 3 to"
+        ):
+            check_windows(300_000, 12000, 12000, 2048, hop)
+    with pytest.raises(PredictError, match="--start/--stop"):
+        check_windows(300_000_000, 12000, 12000, 2048, 2048)  # 300 M samples in one call
+
+
+def test_fd_predict_refuses_absurd_rates_and_hops_in_one_line(
+    trained, tmp_path: Path, capsys
+) -> None:
+    rec = tmp_path / "sig.npy"
+    np.save(rec, np.random.default_rng(0).standard_normal(300_000).astype(np.float32))
+    for args, expected in (
+        (["--fs-hz", "1000000000000"], "a recording rate of 1000000000000 Hz is outside the range"),
+        (["--fs-hz", "7"], "a recording rate of 7 Hz is outside the range accepted for this model"),
+        (["--fs-hz", "inf"], "--fs-hz=inf is invalid"),
+        (["--fs-hz", "12000", "--hop", "1"], "--hop 1: 297,953 windows of 2048 samples"),
+    ):
+        code, out, err = _fd_predict_inproc(capsys, trained["bundle"], str(rec), *args)
+        assert code == 2 and out == "", err
+        assert err.startswith(f"fd-predict: error: {expected}") and err.count("\n") == 1, err

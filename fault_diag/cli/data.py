@@ -6,7 +6,10 @@
                      [--plot PROFILE.png|.svg] [--no-cache] [--json]
     fd-data catalogue [--group 12k_DE] [--json]
 
-Exit codes: 0 ok; 1 a check failed (hash mismatch, unusable setup, failed download); 2 bad arguments.
+Exit codes: 0 ok; 1 a check failed (hash mismatch, unusable setup, failed download); 2 bad arguments
+(an unknown setup or file number, a missing or malformed --config, a --set value that is not YAML, a
+setting out of range). Every error is one line ``fd-data <command>: error: <message>`` on stderr;
+``--debug`` (or ``FAULT_DIAG_DEBUG=1``) adds the traceback. See :mod:`fault_diag.cli.errors`.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import numpy as np
 import yaml
 
 from fault_diag import paths
+from fault_diag.cli.errors import add_debug_argument, debug_requested, run_cli, yaml_error_text
 from fault_diag.data.catalogue import load_catalogue
 from fault_diag.data.config import DataConfig
-from fault_diag.data.errors import DataError
+from fault_diag.data.errors import ConfigError, DataError
 
 log = logging.getLogger("fault_diag.cli.data")
 
@@ -239,9 +243,27 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise DataError(f"--set {item!r}: expected key=value (e.g. --set window_length=1024)")
-        out[key.strip()] = yaml.safe_load(value)
+            raise ConfigError(f"--set {item!r}: expected key=value (e.g. --set window_length=1024)")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"--set {item!r}: the value is not valid YAML ({yaml_error_text(exc)}); quote a "
+                "list as --set 'classes=[a, b]'"
+            ) from exc
     return out
+
+
+def check_file_numbers(numbers: Sequence[int]) -> None:
+    """Refuse file numbers that are not in the CWRU catalogue (a typo such as 99999), naming them."""
+    known = set(int(n) for n in load_catalogue().index)
+    unknown = sorted({int(n) for n in numbers} - known)
+    if unknown:
+        raise ConfigError(
+            f"--files {' '.join(map(str, unknown))}: not a CWRU file number of the catalogue "
+            f"({len(known)} files, numbers {min(known)} to {max(known)} with gaps; "
+            "`fd-data catalogue` lists them)"
+        )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -249,11 +271,20 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="fd-data", description="Download, verify and summarise vibration recordings."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_debug_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def debug(p: argparse.ArgumentParser) -> None:
+        # also accepted after the command; SUPPRESS keeps the subparser from resetting the
+        # top-level value (fd-data --debug summary)
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="traceback on error"
+        )
 
     def common(p: argparse.ArgumentParser, setup_default: str | None) -> None:
         p.add_argument("--setup", default=setup_default, help="class setup (cwru10, cwru4)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
+        debug(p)
 
     p = sub.add_parser("download", help="fetch the CWRU files of a setup (or --files)")
     common(p, "cwru10")
@@ -282,14 +313,29 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("catalogue", help="list the CWRU catalogue")
     p.add_argument("--group", help="normal | 12k_DE | 48k_DE | 12k_FE")
     p.add_argument("--json", action="store_true")
+    debug(p)
     return parser
 
 
 def _config_from_args(args: argparse.Namespace) -> DataConfig:
     values: dict[str, Any] = {}
     if args.config:
-        with open(args.config) as fh:
-            loaded = yaml.safe_load(fh) or {}
+        path = Path(args.config).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"--config {args.config}: no such file (a data YAML such as "
+                "conf/data/cwru10_load_split.yaml)"
+            )
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            detail = yaml_error_text(exc) if isinstance(exc, yaml.YAMLError) else str(exc)
+            raise ConfigError(f"--config {args.config}: not valid YAML ({detail})") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"--config {args.config}: expected a mapping of data settings, got "
+                f"{type(loaded).__name__}"
+            )
         loaded.pop("defaults", None)
         values.update(loaded)
     if args.setup:
@@ -300,22 +346,46 @@ def _config_from_args(args: argparse.Namespace) -> DataConfig:
     return DataConfig.from_any(values).validate()
 
 
+def _exit_code(exc: BaseException) -> int | None:
+    """A data check that failed (missing recordings, hash mismatch): 1; a bad setting: 2."""
+    if isinstance(exc, DataError) and not isinstance(exc, ConfigError):
+        return 1
+    return None
+
+
+def _output_hint(args: argparse.Namespace) -> str | None:
+    """What the command writes, named by a full-disk error that carries no file name."""
+    if args.command == "summary":
+        hint = f"the dataset cache {paths.cache_dir()}"
+        return hint + (f" or the plot {args.plot}" if args.plot else "")
+    if args.command == "download":
+        return str(Path(args.dir).resolve() if args.dir else paths.download_dir())
+    return None
+
+
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (errors are printed, not raised)."""
+    """Run the CLI; returns the exit code (errors are printed as one line, not raised)."""
+    console = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        return _dispatch(args)
-    except DataError as exc:
-        print(f"fd-data {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    return run_cli(
+        f"fd-data {args.command}",
+        lambda: _dispatch(args),
+        debug=bool(getattr(args, "debug", False)) or debug_requested(argv),
+        exit_code_for=_exit_code,
+        where=lambda: _output_hint(args),
+        console=console,
+    )
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if getattr(args, "files", None):
+        check_file_numbers(args.files)
     if args.command == "download":
         numbers = args.files or setup_file_numbers(args.setup, args.loads)
         rep = download_files(

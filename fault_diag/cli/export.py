@@ -6,7 +6,9 @@
 SOURCE: an MLflow run id (or ``runs:/<id>``), a registered model (``models:/name@alias``,
 ``models:/name/<version>``), or a run folder (``<hydra run dir>`` or its ``artifacts/``).
 
-Exit codes: 0 bundle written; 1 parity check failed; 2 bad arguments or source (nothing written).
+Exit codes: 0 bundle written; 1 parity check failed, or the machine failed (full disk); 2 bad
+arguments or source (nothing written). Errors are one line on stderr (``--debug`` or
+``FAULT_DIAG_DEBUG=1``: with the traceback); SIGTERM and Ctrl-C remove the half-written bundle.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+
+from fault_diag.cli.errors import (
+    add_debug_argument,
+    debug_requested,
+    run_cli,
+    terminate_as_exception,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,13 +72,41 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the card's export section and the parity report as JSON",
     )
+    add_debug_argument(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fd-export``."""
+    console = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def exit_code(exc: BaseException) -> int | None:
+        from fault_diag.export import ParityError
+
+        return 1 if isinstance(exc, ParityError) else None
+
+    def store() -> str | None:
+        from fault_diag.tracking import resolve_tracking_uri
+
+        return resolve_tracking_uri(args.tracking_uri)
+
+    # SIGTERM as an exception: export_bundle's cleanup then removes the temporary bundle folder.
+    with terminate_as_exception():
+        return run_cli(
+            "fd-export",
+            lambda: _export(args),
+            debug=args.debug or debug_requested(argv),
+            exit_code_for=exit_code,
+            where=lambda: str(args.out),
+            store=store,
+            console=console,
+        )
+
+
+def _export(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # 3 small files
@@ -86,12 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             alias=args.alias,
             overwrite=args.force,
         )
-    except ParityError as exc:
-        print(f"fd-export: error: {exc} (nothing was written)", file=sys.stderr)
-        return 1
-    except ValueError as exc:  # ExportError, BundleError, DataError: bad input, clear message
-        print(f"fd-export: error: {exc}", file=sys.stderr)
-        return 2
+    except ParityError as exc:  # exit 1 (see main); the message says that nothing was written
+        raise ParityError(f"{exc} (nothing was written)") from exc
     card = result.card
     if args.json:
         print(

@@ -6,7 +6,9 @@
 RECORDING: ``.mat`` (CWRU file numbers take their rate from the catalogue), ``.csv``, ``.npy`` or
 ``.npz`` (these need ``--fs-hz``). ``--start``/``--stop`` select samples at the recording's own rate.
 
-Exit codes: 0 ok; 2 bad input (unknown rate, too short, NaN samples, missing or tampered bundle).
+Exit codes: 0 ok; 2 bad input (unknown or absurd rate, absurd hop, too short, NaN samples, missing or
+tampered bundle). Errors are one line on stderr (``--debug`` or ``FAULT_DIAG_DEBUG=1``: with the
+traceback).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+
+from fault_diag.cli.errors import add_debug_argument, debug_requested, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,33 +68,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--all", action="store_true", help="print every window (default: the first 40)")
+    add_debug_argument(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fd-predict``."""
+    console = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # PredictError, BundleError, DataError (NaN samples, unreadable file): one line, exit 2
+    return run_cli(
+        "fd-predict",
+        lambda: _predict(args),
+        debug=args.debug or debug_requested(argv),
+        where=lambda: "the standard output",  # the only thing fd-predict writes
+        console=console,
+    )
+
+
+def _predict(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(1)  # one recording: latency is fine, leave the cores to others
     from fault_diag.predict import format_result, predict_recording
 
-    try:
-        result = predict_recording(
-            args.bundle,
-            args.recording,
-            fs_hz=args.fs_hz,
-            channel=args.channel,
-            hop=args.hop,
-            start=args.start,
-            stop=args.stop,
-            runtime=args.runtime,
-            adapt_bn=args.adapt_bn,
-        )
-    except ValueError as exc:  # PredictError, BundleError, DataError (NaN samples, unreadable file)
-        print(f"fd-predict: error: {exc}", file=sys.stderr)
-        return 2
+    result = predict_recording(
+        args.bundle,
+        args.recording,
+        fs_hz=args.fs_hz,
+        channel=args.channel,
+        hop=args.hop,
+        start=args.start,
+        stop=args.stop,
+        runtime=args.runtime,
+        adapt_bn=args.adapt_bn,
+    )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

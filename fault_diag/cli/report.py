@@ -10,7 +10,9 @@ Writes runs.csv (tidy), summary.csv (per cell, with 95 % bootstrap intervals), c
 for DRSN models) to DIR (default <root>/outputs/reports/<sweep id>) and logs them under ``report/``
 of the sweep's parent run. See docs/report.md.
 
-Exit codes: 0 ok; 2 nothing to report / bad arguments.
+Exit codes: 0 ok; 1 the machine failed (full disk); 2 nothing to report / bad arguments / no or
+unusable store. Errors are one line on stderr (``--debug`` or ``FAULT_DIAG_DEBUG=1``: with the
+traceback).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+
+from fault_diag.cli.errors import add_debug_argument, debug_requested, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,35 +63,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    add_debug_argument(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fd-report``."""
+    console = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from fault_diag.report import build_report, comparisons_markdown, pivot_markdown, result_json
+
+    def store() -> str | None:
+        from fault_diag.tracking import resolve_tracking_uri
+
+        return resolve_tracking_uri(args.tracking_uri)
+
+    return run_cli(
+        "fd-report",
+        lambda: _report(args),
+        debug=args.debug or debug_requested(argv),
+        where=lambda: args.out or "the report folder",
+        store=store,
+        console=console,
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fault_diag.report import (
+        ReportError,
+        build_report,
+        comparisons_markdown,
+        pivot_markdown,
+        result_json,
+    )
 
     if args.n_boot < 1:
-        print(f"fd-report: error: --n-boot must be positive, got {args.n_boot}", file=sys.stderr)
-        return 2
-
-    try:
-        result = build_report(
-            sweep=args.sweep,
-            experiment=args.experiment,
-            filter_string=args.filter_string,
-            tracking_uri=args.tracking_uri,
-            out_dir=args.out,
-            log_to_parent=not args.no_log,
-            include_unfinished=args.include_unfinished,
-            baseline=args.baseline,
-            n_boot=args.n_boot,
-            seed=args.seed,
-        )
-    except ValueError as exc:  # ReportError, MlflowException for a malformed filter
-        print(f"fd-report: error: {exc}", file=sys.stderr)
-        return 2
+        raise ReportError(f"--n-boot must be positive, got {args.n_boot}")
+    # ReportError, MlflowException for a malformed filter: one line, exit 2 (run_cli)
+    result = build_report(
+        sweep=args.sweep,
+        experiment=args.experiment,
+        filter_string=args.filter_string,
+        tracking_uri=args.tracking_uri,
+        out_dir=args.out,
+        log_to_parent=not args.no_log,
+        include_unfinished=args.include_unfinished,
+        baseline=args.baseline,
+        n_boot=args.n_boot,
+        seed=args.seed,
+    )
     if args.json:
         print(json.dumps(result_json(result), indent=2))
         return 0
