@@ -319,3 +319,12 @@ def test_fd_report_on_an_unreachable_server() -> None:
     assert proc.returncode == 2, proc.stderr
     line = _one_error_line(proc.stderr, "fd-report")
     assert f"127.0.0.1:{port}" in line
+
+
+def test_the_projects_own_store_errors_keep_their_message() -> None:
+    from fault_diag.tracking import TrackingError
+
+    exc = TrackingError(
+        "MLflow store sqlite:////x/g.db: /x/g.db is not a usable SQLite database (file is not a database); move it away"
+    )
+    assert describe(exc, store="sqlite:////x/g.db") == (2, str(exc))

@@ -176,7 +176,10 @@ def describe(
         return EXIT_FAILED, one_line(text)
     if _is_a(exc, (("yaml", "YAMLError"),)):
         return EXIT_BAD_INPUT, f"invalid YAML ({yaml_error_text(exc)})"
-    stored = _store_message(exc, store)
+    if type(exc).__module__.startswith("fault_diag") and _is_a(exc, _BAD_INPUT_TYPES):
+        # the project's own errors (TrackingError, DataError, ...) already say what and where
+        return EXIT_BAD_INPUT, one_line(str(exc)) or type(exc).__name__
+    stored = _store_message(exc, store)  # mlflow's and sqlalchemy's raw store errors
     if stored is not None:
         return (EXIT_FAILED if "no space left" in stored else EXIT_BAD_INPUT), stored
     if is_torch_write_failure(exc):
