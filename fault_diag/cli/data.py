@@ -26,7 +26,14 @@ import numpy as np
 import yaml
 
 from fault_diag import paths
-from fault_diag.cli.errors import add_debug_argument, debug_requested, run_cli, yaml_error_text
+from fault_diag.cli.errors import (
+    NEARLY_FULL,
+    add_debug_argument,
+    debug_requested,
+    free_bytes,
+    run_cli,
+    yaml_error_text,
+)
 from fault_diag.data.catalogue import load_catalogue
 from fault_diag.data.config import DataConfig
 from fault_diag.data.errors import ConfigError, DataError
@@ -356,8 +363,12 @@ def _exit_code(exc: BaseException) -> int | None:
 def _output_hint(args: argparse.Namespace) -> str | None:
     """What the command writes, named by a full-disk error that carries no file name."""
     if args.command == "summary":
-        hint = f"the dataset cache {paths.cache_dir()}"
-        return hint + (f" or the plot {args.plot}" if args.plot else "")
+        candidates = {f"the dataset cache {paths.cache_dir()}": str(paths.cache_dir())}
+        if args.plot:
+            candidates[f"the plot {args.plot}"] = str(Path(args.plot).resolve().parent)
+        # name the one on a (nearly) full file system when that can be told
+        full = [name for name, p in candidates.items() if free_bytes(p) < NEARLY_FULL]
+        return " or ".join(full or candidates)
     if args.command == "download":
         return str(Path(args.dir).resolve() if args.dir else paths.download_dir())
     return None

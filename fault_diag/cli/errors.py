@@ -187,7 +187,7 @@ def describe(
         # ("unexpected pos ...", "failed writing file ..."), not an OSError
         path = where or "the output folder"
         detail = one_line(str(exc).split("] .", 1)[-1])
-        if _free_bytes(path) < _NEARLY_FULL:
+        if free_bytes(path) < NEARLY_FULL:
             return EXIT_FAILED, f"no space left on device writing {path} (torch: {detail})"
         return EXIT_FAILED, f"writing a torch file under {path} failed (torch: {detail})"
     if _is_a(exc, _BAD_INPUT_TYPES):
@@ -218,7 +218,7 @@ def _config_message(exc: BaseException) -> str:
     return one_line("\n".join(kept)) or type(exc).__name__
 
 
-_NEARLY_FULL = 16 << 20  # bytes: below this, a failed write is taken for a full disk
+NEARLY_FULL = 16 << 20  # bytes: below this, a failed write is taken for a full disk
 _TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed writing", "inline_container.cc")
 
 
@@ -227,7 +227,7 @@ def is_torch_write_failure(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(k in str(exc) for k in _TORCH_WRITE_FAILURES)
 
 
-def _free_bytes(path: str) -> int:
+def free_bytes(path: str) -> int:
     """Free bytes on the file system of ``path`` (or of its nearest existing parent)."""
     probe = os.path.abspath(path)
     while probe and not os.path.exists(probe):
