@@ -512,8 +512,10 @@ def plot_validation(conv: dict[str, Any], path: Path) -> None:
     models = ordered_models(curves)
     cmap = plt.get_cmap("tab10")
     fig, ax = plt.subplots(figsize=(8.5, 4.6))
-    for i, model in enumerate(models):
-        colour = cmap(i % 10)
+    # the colours of fd-report's accuracy figures: tab10 over the sorted model names
+    colours = {m: cmap(i % 10) for i, m in enumerate(sorted(models))}
+    for model in models:
+        colour = colours[model]
         for c in curves[model]:
             ax.plot(range(1, len(c) + 1), c, color=colour, alpha=0.15, lw=0.8)
         arr = np.array([c for c in curves[model] if len(c) == conv["n_epochs"]])
@@ -575,7 +577,8 @@ def recall_heatmap(study: Study, path: Path, snr_db: float = -4.0) -> list[str]:
         )
         im = ax.imshow(100 * mat, vmin=0, vmax=100, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
-        ax.set_yticks(range(len(models)), models, fontsize=8)
+        # model names on the first panel only: the panels share their rows
+        ax.set_yticks(range(len(models)), models if ax is axes[0] else [], fontsize=8)
         ax.set_title(f"{kind} noise, {snr_db:g} dB", fontsize=10)
         for i in range(len(models)):
             for j in range(len(classes)):
@@ -592,6 +595,7 @@ def recall_heatmap(study: Study, path: Path, snr_db: float = -4.0) -> list[str]:
             lines.append(
                 f"| `{m}` | {kind} | " + " | ".join(f"{100 * v:.0f}" for v in mat[i]) + " |"
             )
+    fig.subplots_adjust(wspace=0.08)
     fig.colorbar(im, ax=list(axes), label="recall (%), mean over seeds", shrink=0.9)
     fig.suptitle(
         f"Mixed protocol, full band: per-class recall at {snr_db:g} dB (3 noise draws per window)",
