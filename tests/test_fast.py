@@ -567,3 +567,15 @@ def test_mixed_protocol_members_train_concurrently_as_one_by_one(
             assert h_c["val/acc"] == h_a["val/acc"]
     # Two seeds draw different noise: their first-epoch losses differ.
     assert together[0].history[0]["train/loss"] != together[1].history[0]["train/loss"]
+
+
+def test_fingerprint_ignores_data_lenient_false_but_not_lenient_true() -> None:
+    """data.lenient (issue 18) is off by default: checkpoints written before it existed resume."""
+    cfg = _cfg()
+    before = cfg.copy()
+    with open_dict(before.data):
+        del before.data["lenient"]
+    assert config_fingerprint(cfg) == config_fingerprint(before)
+    lenient = cfg.copy()
+    lenient.data.lenient = True  # may drop manifest rows: other data, another fingerprint
+    assert config_fingerprint(lenient) != config_fingerprint(cfg)

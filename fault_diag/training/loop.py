@@ -109,7 +109,13 @@ def config_fingerprint(cfg: DictConfig) -> str:
         trainer.pop("compile_mode", None)
     keep["trainer"] = trainer
     if isinstance(keep.get("data"), dict):
-        keep["data"] = {k: v for k, v in keep["data"].items() if k != "root"}
+        # data.lenient=false (the default) is how data was always read: leaving it out keeps
+        # the fingerprints, and so the resumability, of checkpoints written before it existed
+        keep["data"] = {
+            k: v
+            for k, v in keep["data"].items()
+            if k != "root" and not (k == "lenient" and v is False)
+        }
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
