@@ -572,6 +572,7 @@ def test_mixed_protocol_members_train_concurrently_as_one_by_one(
 def test_fingerprint_ignores_data_lenient_false_but_not_lenient_true() -> None:
     """data.lenient (issue 18) is off by default: checkpoints written before it existed resume."""
     cfg = _cfg()
+    cfg.paths.output_dir = "/tmp/x"  # resolved without Hydra's run folder
     before = cfg.copy()
     with open_dict(before.data):
         del before.data["lenient"]
