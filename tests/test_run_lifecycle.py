@@ -29,9 +29,9 @@ from fault_diag.training.run import (
     RUN_RECORD,
     RunFolderBusy,
     Terminated,
-    closes_on_error,
     previous_run_id,
     run_folder_lock,
+    tracked_run,
     write_run_record,
 )
 
@@ -75,15 +75,15 @@ class _Tracker:
 )
 def test_any_error_closes_the_run(error: BaseException, status: str) -> None:
     tracker = _Tracker()
-    with pytest.raises(type(error)), closes_on_error(tracker):
+    with pytest.raises(type(error)), tracked_run(lambda: tracker):
         raise error
     assert tracker.closed == [status]
 
 
 def test_a_clean_end_does_not_close_the_run_as_failed() -> None:
     tracker = _Tracker()
-    with closes_on_error(tracker):
-        pass
+    with tracked_run(lambda: tracker) as opened:
+        assert opened is tracker
     assert tracker.closed == []
 
 
@@ -99,6 +99,28 @@ def test_sigterm_and_sighup_raise_once_then_are_ignored_until_restored() -> None
     finally:
         restore()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize(
+    ("sig", "error"), [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)]
+)
+def test_a_stop_signal_waits_for_the_end_of_a_store_write(
+    sig: signal.Signals, error: type[BaseException]
+) -> None:
+    """Raised inside SQLAlchemy's commit, the exception could leave the sqlite file locked and
+    the run unclosable: it is raised when the write is done."""
+    from fault_diag.tracking import deferred_signals
+
+    reached = []
+    restore = run_mod._terminate_as_interrupt()
+    try:
+        with pytest.raises(error), deferred_signals():
+            os.kill(os.getpid(), sig)
+            time.sleep(0.2)
+            reached.append("end of the write")
+    finally:
+        restore()
+    assert reached == ["end of the write"]
 
 
 def test_an_ignored_sigterm_stays_ignored() -> None:

@@ -312,9 +312,10 @@ def _stop_signals(*names: str) -> list[Any]:
 
 
 def _terminate_as_interrupt() -> Callable[[], None]:
-    """Turn SIGTERM and SIGHUP into :class:`Terminated` while a job runs, so its tracking run is
-    closed as KILLED instead of being left RUNNING; returns the function that restores the old
-    handlers.
+    """While a job runs, turn SIGTERM and SIGHUP into :class:`Terminated` and SIGINT into
+    KeyboardInterrupt, raised outside writes to a local store
+    (:func:`fault_diag.tracking.deferred_signals`), so that its tracking run is closed as KILLED
+    instead of being left RUNNING; returns the function that restores the old handlers.
 
     Only the first signal raises: a second one (SLURM repeats SIGTERM before its SIGKILL) would
     otherwise interrupt the closing of the run. A signal that was ignored (``nohup``) stays
@@ -322,18 +323,25 @@ def _terminate_as_interrupt() -> Callable[[], None]:
     """
     import signal
 
+    from fault_diag.tracking import on_stop_signal
+
     received: list[int] = []
+
+    def stop(signum: int) -> None:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(f"{signal.Signals(signum).name} received")
 
     def handler(signum: int, frame: Any) -> None:
         if received:
             log.warning("signal %d ignored: the job is already stopping", signum)
             return
         received.append(signum)
-        raise Terminated(f"{signal.Signals(signum).name} received")
+        on_stop_signal(lambda: stop(signum))
 
     previous: dict[int, Any] = {}
     try:
-        for sig in _stop_signals("SIGTERM", "SIGHUP"):
+        for sig in _stop_signals("SIGTERM", "SIGHUP", "SIGINT"):
             if signal.getsignal(sig) is signal.SIG_IGN:
                 continue
             previous[sig] = signal.signal(sig, handler)
@@ -369,18 +377,31 @@ def _signals_held() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def closes_on_error(tracker: Any) -> Iterator[None]:
-    """Close ``tracker``'s run when the block raises: KILLED for Ctrl-C (KeyboardInterrupt) and
-    :class:`Terminated`, FAILED for anything else (a full disk included), then re-raise."""
+def tracked_run(open_tracker: Callable[[], Any], *, defer: bool = False) -> Iterator[Any]:
+    """Open a tracker (``open_tracker()``) and close its run when the block raises: KILLED for
+    Ctrl-C (KeyboardInterrupt) and :class:`Terminated`, FAILED for anything else (a full disk
+    included), then re-raise.
+
+    The opening holds the stop signals (``defer``: a local store, see
+    :func:`fault_diag.tracking.deferred_signals`): one arriving while the run is opened takes
+    effect once the tracker is here to be closed, so no window leaves an open run unclosed.
+    """
+    from fault_diag.tracking import deferred_signals
+
+    tracker = None
     try:
-        yield
+        with deferred_signals(defer):
+            tracker = open_tracker()
+        yield tracker
     except (KeyboardInterrupt, Terminated):
-        with _signals_held():
-            tracker.fail("KILLED")
+        if tracker is not None:
+            with _signals_held():
+                tracker.fail("KILLED")
         raise
     except BaseException:
-        with _signals_held():
-            tracker.fail("FAILED")
+        if tracker is not None:
+            with _signals_held():
+                tracker.fail("FAILED")
         raise
 
 
@@ -510,15 +531,15 @@ def run_job(cfg: DictConfig) -> float:
     if cfg.trainer.num_threads is None and n_jobs:
         cfg.trainer.num_threads = max(1, (os.cpu_count() or 1) // int(n_jobs))
     configure_threads(cfg.trainer.num_threads)
-    uri = None
-    if cfg.tracking.backend == "mlflow":
-        uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
-        check_store_writable(uri)
-        get_client(uri)  # a garbage file, a half-migrated store, no server: fail before any work
     output_dir = Path(cfg.paths.output_dir)
+    mlflow = cfg.tracking.backend == "mlflow"
+    uri = resolve_tracking_uri(cfg.tracking.tracking_uri) if mlflow else None
 
-    restore = _terminate_as_interrupt()
+    restore = _terminate_as_interrupt()  # before the store is opened: it may be created now
     try:
+        if uri is not None:
+            check_store_writable(uri)
+            get_client(uri)  # a garbage file, a half-migrated store, no server: fail now
         with run_folder_lock(output_dir):
             # A rerun into a folder holding another configuration's checkpoint is refused here,
             # before the earlier job's MLflow run is reopened (it would otherwise be set RUNNING,
@@ -528,21 +549,24 @@ def run_job(cfg: DictConfig) -> float:
             data_cfg = OmegaConf.to_object(cfg.data)
             dataset = build_dataset(data_cfg)  # type: ignore[arg-type]
 
-            tracker: Any = NullRun()
-            if cfg.tracking.backend == "mlflow":
-                assert uri is not None
-                parent = read_parent_run(sweep_dir) if sweep_dir is not None else None
-                tracker = MlflowRun(
+            def open_tracker() -> Any:
+                if uri is None:
+                    return NullRun()
+                fingerprint = config_fingerprint(cfg)
+                return MlflowRun(
                     cfg,
                     tags=run_tags(cfg, dataset),
                     resume_run_id=previous_run_id(cfg, output_dir, uri),
-                    parent=parent,
+                    parent=read_parent_run(sweep_dir) if sweep_dir is not None else None,
+                    # Recorded as soon as the run exists: a job killed before its first
+                    # checkpoint is then resumed in this run too.
+                    on_open=lambda run_id: write_run_record(output_dir, run_id, uri, fingerprint),
                 )
-            with closes_on_error(tracker):
+
+            local = uri is not None and uri.startswith("sqlite:")
+            with tracked_run(open_tracker, defer=local) as tracker:
                 if tracker.run_id:
-                    assert uri is not None
                     log.info("MLflow run %s in %s", tracker.run_id, uri)
-                    write_run_record(output_dir, tracker.run_id, uri, config_fingerprint(cfg))
                 if getattr(tracker, "resumed", False):
                     backfill_epochs(tracker, output_dir)
                 result = train(
