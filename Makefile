@@ -81,7 +81,7 @@ study-cpu: $(STAMP) ## the study sized for a 2-core CPU (96 runs, about an hour;
 	@mkdir -p outputs; start=$$(date +%s); \
 	for s in $(STUDY_SWEEPS); do $(VENV)/bin/fd-train experiment=study_cpu sweep=$$s $(ARGS) || exit $$?; done; \
 	echo "study-cpu: training wall time $$(( $$(date +%s) - start )) s" | tee outputs/study_cpu_wall.txt
-	$(PY) scripts/study_results.py --experiment study_cpu --out $(STUDY_OUT)
+	$(PY) scripts/study_results.py --experiment study_cpu --out $(STUDY_OUT) --update-docs docs/results.md --update-readme README.md
 
 report: $(STAMP) ## report of the latest sweep (ARGS='--experiment NAME' for another)
 	$(VENV)/bin/fd-report $(if $(ARGS),$(ARGS),--sweep latest)

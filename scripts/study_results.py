@@ -90,8 +90,31 @@ def band_name(setup: str) -> str:
     return FULL if not re.search(r"\d+-\d+ Hz", setup) else BAND
 
 
+def latest_per_cell(runs: list[Any]) -> list[Any]:
+    """One run per (protocol, data, band, model, training noise, SNR, seed): the latest.
+
+    ``make study-cpu`` run twice logs every cell twice into the same experiment; pooling both would
+    count a seed twice and pair it with itself, so the newer run of a cell replaces the older.
+    """
+    keep: dict[tuple[str, ...], Any] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        tags = run.data.tags
+        key = tuple(
+            tags.get(k, "")
+            for k in ("protocol", "data_setup", "band_hz", "model", "noise", "snr_db", "seed")
+        )
+        keep[key] = run
+    if len(keep) < len(runs):
+        print(
+            f"note: {len(runs) - len(keep)} older duplicate run(s) of a cell left out",
+            file=sys.stderr,
+        )
+    return list(keep.values())
+
+
 def load_study(experiment: str, tracking_uri: str | None) -> Study:
     selection = select_runs(experiment=experiment, tracking_uri=tracking_uri)
+    selection.runs = latest_per_cell(selection.runs)
     windows = load_window_scores(selection)
     rows = tidy_table(selection.runs, windows)
     rows["band"] = rows["data_setup"].map(band_name)

@@ -108,3 +108,17 @@ def test_fmt_and_block_replacement(sr, tmp_path: Path) -> None:
     assert page.read_text() == "head\n<!-- study:begin -->\nnew table\n<!-- study:end -->\ntail\n"
     with pytest.raises(SystemExit, match="markers"):
         sr.replace_block(page, "absent", "x")
+
+
+def test_a_rerun_cell_replaces_the_older_run(sr) -> None:
+    """make study-cpu run twice logs every cell twice: the page must not count a seed twice."""
+    from types import SimpleNamespace
+
+    def run(run_id: str, start: int, seed: str) -> SimpleNamespace:
+        tags = {"protocol": "mixed", "data_setup": "cwru10", "band_hz": "None",
+                "model": "drsn_cw", "noise": "mixed", "snr_db": "None", "seed": seed}  # fmt: skip
+        return SimpleNamespace(info=SimpleNamespace(run_id=run_id, start_time=start),
+                               data=SimpleNamespace(tags=tags))  # fmt: skip
+
+    kept = sr.latest_per_cell([run("new0", 20, "0"), run("old0", 10, "0"), run("s1", 5, "1")])
+    assert sorted(r.info.run_id for r in kept) == ["new0", "s1"]
