@@ -422,6 +422,7 @@ def run_folder_lock(output_dir: Path) -> Iterator[None]:
     except ImportError:  # not POSIX: no flock
         yield
         return
+    created = not output_dir.exists()
     output_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(output_dir, os.O_RDONLY)
     try:
@@ -437,6 +438,11 @@ def run_folder_lock(output_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+        if created:
+            # a job refused before it wrote anything (bad data, a bad store) leaves no empty
+            # folder behind; rmdir fails, harmlessly, on a folder that holds anything
+            with contextlib.suppress(OSError):
+                output_dir.rmdir()
 
 
 def write_run_record(output_dir: Path, run_id: str, uri: str, fingerprint: str) -> None:
