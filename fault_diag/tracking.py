@@ -751,7 +751,9 @@ class MlflowRun:
                 input_example=input_example,
                 pip_requirements=[torch_req, f"mlflow=={mlflow.__version__}", "numpy"],
                 metadata={"model_card": json.loads(json.dumps(card, default=str))},
-                # torch.export format: loading it unpickles nothing (DESIGN.md section 6).
+                # torch.export (pt2), not a pickled module; torch.export.load can still unpickle
+                # some members (docs/export.md, 'Security'). The project never loads this logged
+                # model: fd-export rebuilds from classifier_state.pt (weights_only=True).
                 serialization_format="pt2",
             )
 
