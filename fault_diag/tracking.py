@@ -752,7 +752,7 @@ class MlflowRun:
                 pip_requirements=[torch_req, f"mlflow=={mlflow.__version__}", "numpy"],
                 metadata={"model_card": json.loads(json.dumps(card, default=str))},
                 # torch.export (pt2), not a pickled module; torch.export.load can still unpickle
-                # some members (docs/export.md, 'Security'). The project never loads this logged
+                # some members (docs/export.md, 'Security and tamper checks'). The project never loads this logged
                 # model: fd-export rebuilds from classifier_state.pt (weights_only=True).
                 serialization_format="pt2",
             )
