@@ -193,6 +193,11 @@ def test_lenient_drops_the_rows_and_names_them(
     rep = summary_report(cfg)
     assert rep["from_cache"] and rep["missing"]["dropped_rows"] == dropped
     assert rep["missing"]["warnings"] == ds.missing["warnings"]
+    from fault_diag.cli.data import _text_summary
+
+    text = _text_summary(rep)  # what fd-data summary prints
+    assert "manifest rows dropped (data.lenient=true): 8" in text
+    assert "  line 4, column 'label': 'iner' is not one of data.classes" in text
     # dropping every row of a class is not lenient, it changes the task: refused, saying why
     m.write_text(m.read_text().replace("r3.npy,outer", "r3.npy,inner"))
     with pytest.raises(

@@ -201,6 +201,16 @@ def _text_summary(rep: dict[str, Any]) -> str:
         lines.append(f"  {cls}: loads {loads} not published")
     if miss["classes"]:
         lines.append(f"missing classes: {', '.join(miss['classes'])}")
+    # data.lenient=true: the manifest rows that were dropped, and what the check warned about
+    dropped = miss.get("dropped_rows") or []
+    if dropped:
+        lines.append(f"manifest rows dropped (data.lenient=true): {len(dropped)}")
+        for row in dropped:
+            column = f", column {row['column']!r}" if row.get("column") else ""
+            lines.append(f"  line {row['line']}{column}: {row['problem']}")
+    for warning in miss.get("warnings") or []:
+        if not warning.endswith("row dropped (data.lenient=true)"):  # listed just above
+            lines.append(f"manifest warning: {warning}")
     a = rep["audit"]
     verdict = "PASSED" if a["passed"] else "FAILED"
     lines.append(
