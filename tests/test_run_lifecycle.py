@@ -89,6 +89,9 @@ def test_a_clean_end_does_not_close_the_run_as_failed() -> None:
 
 def test_sigterm_and_sighup_raise_once_then_are_ignored_until_restored() -> None:
     before = signal.getsignal(signal.SIGTERM)
+    # under nohup (a CI runner, a background shell) SIGHUP arrives ignored, and an ignored signal
+    # stays ignored (test_an_ignored_sigterm_stays_ignored): start from the default disposition
+    hup_before = signal.signal(signal.SIGHUP, signal.SIG_DFL)
     restore = run_mod._terminate_as_interrupt()
     try:
         with pytest.raises(Terminated, match="SIGHUP"):
@@ -98,6 +101,7 @@ def test_sigterm_and_sighup_raise_once_then_are_ignored_until_restored() -> None
         time.sleep(0.1)
     finally:
         restore()
+        signal.signal(signal.SIGHUP, hup_before)
     assert signal.getsignal(signal.SIGTERM) is before
 
 
