@@ -1009,10 +1009,11 @@ def plot_accuracy_vs_snr(summary: pd.DataFrame, path: Path, title: str) -> dict[
             ax.set_title(name, fontsize=10)
             ax.set_ylim(-2, 102)
             ax.grid(alpha=0.3)
-            ax.tick_params(labelsize=9)
+            # every panel keeps its own tick labels and SNR label, so that a panel read (or cut
+            # out) on its own is still readable although the axes are shared
+            ax.tick_params(labelsize=9, labelbottom=True, labelleft=True)
+            ax.set_xlabel("test SNR (dB)", fontsize=9)
         ax_row[0].set_ylabel(f"{score_label(summary).split(' (')[0]} (%)", fontsize=9)
-    for ax in axes[-1]:
-        ax.set_xlabel("test SNR (dB)", fontsize=9)
     legend_rows = math.ceil(len(handles) / 5)
     fig.legend(
         list(handles.values()),
