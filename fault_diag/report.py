@@ -681,19 +681,25 @@ def threshold_table(runs: list[Any]) -> pd.DataFrame:
                     "n_units": len(values),
                 }
             )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "run_id",
-            "model",
-            "protocol",
-            "noise",
-            "snr_db",
-            "seed",
-            "stage",
-            "threshold",
-            "n_units",
-        ],
+    return (
+        pd.DataFrame(
+            rows,
+            columns=[
+                "run_id",
+                "model",
+                "protocol",
+                "noise",
+                "snr_db",
+                "seed",
+                "stage",
+                "threshold",
+                "n_units",
+            ],
+        )
+        .sort_values(  # a fixed order: the store returns runs in no fixed order
+            ["model", "protocol", "noise", "snr_db", "seed", "stage", "run_id"], kind="stable"
+        )
+        .reset_index(drop=True)
     )
 
 
@@ -935,6 +941,8 @@ def plot_accuracy_vs_snr(summary: pd.DataFrame, path: Path, title: str) -> dict[
     import matplotlib
 
     matplotlib.use("Agg")
+    # fixed ids in the SVG (matplotlib salts them at random): a regenerated figure is byte-identical
+    matplotlib.rcParams["svg.hashsalt"] = "fault-diag"
     import matplotlib.pyplot as plt
 
     curves = curve_rows(summary)
@@ -1048,6 +1056,8 @@ def plot_thresholds_vs_snr(
     import matplotlib
 
     matplotlib.use("Agg")
+    # fixed ids in the SVG (matplotlib salts them at random): a regenerated figure is byte-identical
+    matplotlib.rcParams["svg.hashsalt"] = "fault-diag"
     import matplotlib.pyplot as plt
 
     data = thresholds[~thresholds["protocol"].isin(GRID_PROTOCOLS) & thresholds["snr_db"].notna()]

@@ -529,6 +529,8 @@ def plot_validation(conv: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    # fixed ids in the SVG (matplotlib salts them at random): a regenerated figure is byte-identical
+    matplotlib.rcParams["svg.hashsalt"] = "fault-diag"
     import matplotlib.pyplot as plt
 
     curves = conv["curves"]
@@ -570,6 +572,8 @@ def recall_heatmap(study: Study, path: Path, snr_db: float = -4.0) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
+    # fixed ids in the SVG (matplotlib salts them at random): a regenerated figure is byte-identical
+    matplotlib.rcParams["svg.hashsalt"] = "fault-diag"
     import matplotlib.pyplot as plt
     import mlflow.artifacts
 
