@@ -22,3 +22,19 @@ def project_env(root: Path, cwru_dir: Path, cache: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+def hit_sm_dir() -> Path:
+    """The real HIT-SM recordings: $FAULT_DIAG_HIT_SM_DIR, else a ``hit_sm`` folder beside the
+    CWRU folder ($FAULT_DIAG_DATA_DIR/../hit_sm); skips, saying so, when neither holds them."""
+    import pytest
+
+    env = os.environ.get("FAULT_DIAG_HIT_SM_DIR")
+    cwru = os.environ.get("FAULT_DIAG_DATA_DIR")
+    folder = Path(env) if env else (Path(cwru).parent / "hit_sm" if cwru else None)
+    if folder is None or not (folder / "MANIFEST.csv").is_file():
+        pytest.skip(
+            "HIT-SM recordings not found (set FAULT_DIAG_HIT_SM_DIR to the folder with "
+            f"MANIFEST.csv; looked in {folder}): real single-variable .mat test skipped"
+        )
+    return folder

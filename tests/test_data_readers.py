@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from helpers import hit_sm_dir
 
 from fault_diag.data.errors import (
     AmbiguousVariableError,
@@ -75,20 +75,6 @@ def test_real_cwru_rates_come_from_the_catalogue(cwru_dir: Path, tmp_path: Path)
     assert recorded_rate(cwru_dir / "105.mat").hz == 12000
     shutil.copy(cwru_dir / "105.mat", tmp_path / "run_a.mat")
     assert recorded_rate(tmp_path / "run_a.mat") is None
-
-
-def hit_sm_dir() -> Path:
-    """The real HIT-SM recordings: $FAULT_DIAG_HIT_SM_DIR, else a ``hit_sm`` folder beside the
-    CWRU folder ($FAULT_DIAG_DATA_DIR/../hit_sm); skips, saying so, when neither holds them."""
-    env = os.environ.get("FAULT_DIAG_HIT_SM_DIR")
-    cwru = os.environ.get("FAULT_DIAG_DATA_DIR")
-    folder = Path(env) if env else (Path(cwru).parent / "hit_sm" if cwru else None)
-    if folder is None or not (folder / "MANIFEST.csv").is_file():
-        pytest.skip(
-            "HIT-SM recordings not found (set FAULT_DIAG_HIT_SM_DIR to the folder with "
-            f"MANIFEST.csv; looked in {folder}): real single-variable .mat test skipped"
-        )
-    return folder
 
 
 @pytest.mark.integration

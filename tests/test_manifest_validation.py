@@ -7,7 +7,6 @@ channel column, recorded as such in the dataset (and so in the model card), read
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pandas as pd
 import pytest
 import scipy.io
 import torch
+from helpers import hit_sm_dir
 
 from fault_diag.data import DataConfig, build_dataset
 from fault_diag.data.errors import (
@@ -262,20 +262,6 @@ def test_a_rate_the_cwru_catalogue_contradicts(cwru_dir: Path, tmp_path: Path) -
 
 
 # ------------------------------------------------------------------ single-variable files
-
-
-def hit_sm_dir() -> Path:
-    """The real HIT-SM recordings: $FAULT_DIAG_HIT_SM_DIR, else a ``hit_sm`` folder beside the
-    CWRU folder ($FAULT_DIAG_DATA_DIR/../hit_sm); skips, saying so, when neither holds them."""
-    env = os.environ.get("FAULT_DIAG_HIT_SM_DIR")
-    cwru = os.environ.get("FAULT_DIAG_DATA_DIR")
-    folder = Path(env) if env else (Path(cwru).parent / "hit_sm" if cwru else None)
-    if folder is None or not (folder / "MANIFEST.csv").is_file():
-        pytest.skip(
-            "HIT-SM recordings not found (set FAULT_DIAG_HIT_SM_DIR to the folder with "
-            f"MANIFEST.csv; looked in {folder}): real single-variable .mat test skipped"
-        )
-    return folder
 
 
 class _Mean(torch.nn.Module):
