@@ -43,6 +43,7 @@ import pandas as pd
 from fault_diag.report import (
     ADABN,
     PLAIN,
+    _cell_rng,
     load_window_scores,
     plot_accuracy_vs_snr,
     select_runs,
@@ -161,9 +162,9 @@ def ordered_models(models: Sequence[str]) -> list[str]:
 
 
 def _rng(*key: Any) -> np.random.Generator:
-    """A bootstrap generator fixed by what is being estimated, so tables regenerate exactly."""
-    text = "|".join(map(str, key)).encode()
-    return np.random.default_rng(int.from_bytes(text[:8].ljust(8, b"0"), "little") ^ len(text))
+    """A bootstrap generator fixed by what is being estimated (fd-report's per-cell rule), so the
+    tables regenerate exactly and no two estimates share a stream."""
+    return _cell_rng(0, key, "study")
 
 
 def seed_interval(values: Sequence[float], *key: Any) -> tuple[float, float, float, int]:
