@@ -1,6 +1,6 @@
 """Run an exported bundle on a recording: read, resample to the model's rate, window, classify.
 
-The bundle (:mod:`fault_diag.export`) carries everything needed: the sampling rate and window length
+The bundle (:mod:`fault_diag.bundle`) carries everything needed: the sampling rate and window length
 the model was trained with, the channel, the labels, and the per-window normalisation inside its
 graph. What the recording file does not carry is its own sampling rate when it is a ``.csv`` or
 ``.npy``; then ``fs_hz`` is required. For a ``.mat`` named by its CWRU file number (``97.mat``) the
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fault_diag.export import Bundle, _softmax, load_bundle
+from fault_diag.bundle.load import Bundle, load_bundle, softmax
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +378,8 @@ def torch_classifier(bundle: Bundle) -> Any:
     weights (parameters and BatchNorm statistics) of the bundle's verified ``.pt2``."""
     import torch
 
-    from fault_diag.export import PT2_FILE, check_pt2_archive, classifier_from_state
+    from fault_diag.bundle.card import PT2_FILE
+    from fault_diag.bundle.load import check_pt2_archive, classifier_from_state
 
     pt2 = bundle.path / PT2_FILE
     if not pt2.is_file():
@@ -411,7 +412,7 @@ def _adapted_probabilities(bundle: Bundle, windows: np.ndarray) -> tuple[np.ndar
         f"AdaBN: BatchNorm statistics re-estimated on this recording's {windows.shape[0]} "
         "windows (torch, weights from the bundle's .pt2)"
     )
-    return _softmax(logits), note
+    return softmax(logits), note
 
 
 def envelope_warnings(card: dict[str, Any], fs_recording_hz: int) -> list[str]:

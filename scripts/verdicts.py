@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from fault_diag.bundle.load import load_bundle
     from fault_diag.data.readers import read_recording
     from fault_diag.data.resample import resample
-    from fault_diag.export import load_bundle
     from fault_diag.noise import add_noise_np
     from fault_diag.paths import recordings_dir
     from fault_diag.predict import predict_recording

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from fault_diag.export import (
+from fault_diag.bundle.card import (
     CARD_FILE,
     ONNX_FILE,
     PARITY_FILE,
@@ -27,12 +27,11 @@ from fault_diag.export import (
     BundleError,
     ExportError,
     card_for,
-    export_bundle,
-    load_bundle,
-    parity_report,
-    parity_tolerance,
-    sha256_file,
 )
+from fault_diag.bundle.load import load_bundle
+from fault_diag.bundle.parity import parity_report, parity_tolerance
+from fault_diag.bundle.write import export_bundle
+from fault_diag.io import file_sha256 as sha256_file
 from fault_diag.models import get_model, get_model_spec, list_models
 from fault_diag.preprocess import Classifier
 
@@ -413,7 +412,8 @@ def test_a_wrong_model_still_fails_parity(shared_bundle, real_windows) -> None:
 _KILLED_EXPORT = """
 import os, signal, sys, torch
 torch.set_num_threads(1)
-from fault_diag.export import card_for, export_bundle
+from fault_diag.bundle.card import card_for
+from fault_diag.bundle.write import export_bundle
 from fault_diag.models import get_model, get_model_spec
 from fault_diag.preprocess import Classifier
 
@@ -445,13 +445,13 @@ def test_stale_temporaries_rules(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from fault_diag.export import _owner, remove_stale_temporaries
+    from fault_diag.io import owner_tag, remove_stale_temporaries
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
     dead_pid = int(dead.stdout)
-    host = _owner().split("@", 1)[1]
+    host = owner_tag().split("@", 1)[1]
     target = tmp_path / "b"
     stale = tmp_path / f".b.tmp-{dead_pid}@{host}-abc123"
     live = tmp_path / f".b.tmp-{os.getpid()}@{host}-def456"  # an export running now

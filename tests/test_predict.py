@@ -17,14 +17,9 @@ import pytest
 import torch
 from helpers import project_env as _env
 
+from fault_diag.bundle.card import CARD_FILE, BundleError
+from fault_diag.bundle.load import classifier_from_state, load_bundle, load_state_dict_file
 from fault_diag.data.readers import VariableFallbackWarning
-from fault_diag.export import (
-    CARD_FILE,
-    BundleError,
-    classifier_from_state,
-    load_bundle,
-    load_state_dict_file,
-)
 from fault_diag.predict import (
     PredictError,
     RecordingTooShortError,
@@ -305,8 +300,9 @@ def test_fd_predict_refuses_a_tampered_or_incomplete_bundle(
 
 
 def test_fd_export_from_a_registered_alias(trained, tmp_path: Path, monkeypatch, capsys) -> None:
+    from fault_diag.bundle.card import SourceError
+    from fault_diag.bundle.write import export_from_source
     from fault_diag.cli.export import main as fd_export
-    from fault_diag.export import SourceError, export_from_source
 
     monkeypatch.setenv("FAULT_DIAG_ROOT", trained["root"])  # the store is <root>/mlflow.db
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -346,9 +342,9 @@ def test_predict_prints_the_training_envelope_and_warns_for_a_single_snr_model(
 
 
 def test_a_band_limited_card_filters_the_recording_as_in_training(trained, cwru_dir: Path) -> None:
+    from fault_diag.bundle.load import load_bundle
     from fault_diag.data.filters import band_limit
     from fault_diag.data.readers import read_recording
-    from fault_diag.export import load_bundle
     from fault_diag.predict import cut_windows, predict_recording
 
     bundle = load_bundle(trained["bundle"])
@@ -372,7 +368,7 @@ def test_adapt_bn_rebuilds_the_bundle_model_and_adapts_only_batchnorm(
 ) -> None:
     import torch
 
-    from fault_diag.export import load_bundle
+    from fault_diag.bundle.load import load_bundle
     from fault_diag.predict import torch_classifier
 
     bundle = load_bundle(trained["bundle"])

@@ -1,6 +1,9 @@
 """One ``fd-train`` job end to end: checks, dataset, tracking, training, artifacts, summary.
 
-The Hydra entry point (``fault_diag.cli.train``) only composes the config and calls :func:`run_job`.
+The Hydra entry point (``fault_diag.cli.train``) only composes the config and calls :func:`run_job`,
+which turns it into the typed :class:`~fault_diag.config.Config` once; everything below takes typed
+pieces. Tracking goes through :mod:`fault_diag.tracker` (any backend, never asked which); the phases
+after training (:func:`finish_job`: card, artifacts, tracker) are shared with ``fd-sweep``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fault_diag.config import validate_config
+from fault_diag.bundle.card import model_card
+from fault_diag.config import Config, as_config, validate_config
 from fault_diag.data import WindowedDataset, build_dataset
 from fault_diag.metric_names import (
     CONDITION_METRICS,
@@ -26,106 +30,18 @@ from fault_diag.metric_names import (
     metric_name,
     recall_metric_name,
 )
+from fault_diag.tracker import Tracker, TrackerBackend, flatten_params, get_backend, run_name
+from fault_diag.training.engine import configure_threads, resolve_device
 from fault_diag.training.evaluation import ConditionResult
 from fault_diag.training.loop import (
     TrainResult,
     check_resumable,
     config_fingerprint,
-    configure_threads,
     read_checkpoint_extra,
-    resolve_device,
     train,
 )
 
 log = logging.getLogger(__name__)
-
-
-def grid_metric_name(kind: str, snr_db: float) -> str:
-    """MLflow name of a test-grid accuracy. MLflow forbids '@' in names, so ``test/acc/<kind>/<snr>dB``."""
-    return metric_name("acc", kind, snr_db)
-
-
-def _card_summary(result: TrainResult) -> dict[str, Any]:
-    """Headline numbers of the card: each metric at the training condition and on clean windows,
-    and the mean balanced accuracy over the grid, plain and with AdaBN."""
-    ev = result.evaluation
-    out: dict[str, Any] = {}
-    for variant in (False, True):
-        suffix = "/adabn" if variant else ""
-        for name in ("train", "clean"):
-            c = ev.get(name + suffix)
-            if c is not None:
-                out[name + suffix] = {k: c.metrics[k] for k in CONDITION_METRICS}
-        grid = [
-            c.metrics["bal_acc"]
-            for c in ev.conditions
-            if c.adabn == variant and c.snr_db is not None and not c.name.startswith("train")
-        ]
-        if grid:
-            out["grid_mean_bal_acc" + suffix] = float(np.mean(grid))
-    return out
-
-
-def model_card(
-    cfg: DictConfig, dataset: WindowedDataset, result: TrainResult, run_id: str | None
-) -> dict[str, Any]:
-    """What a user of the trained classifier needs to feed it and to judge it (DESIGN.md section 6)."""
-    import platform
-
-    from fault_diag.models import get_model_spec
-    from fault_diag.tracking import git_commit
-
-    spec = get_model_spec(result.model.network)
-    return {
-        "model": spec,
-        "labels": list(dataset.class_names),
-        "sampling_rate_hz": int(dataset.fs_hz),
-        "window_length": int(dataset.window_length),
-        "channel": dataset.channel,
-        "input_layout": "(batch, 1, window_length) float32, raw signal in the recording's units (g)",
-        "normalisation": "per-window standardisation (zero mean, unit variance) inside the model",
-        "split_protocol": dataset.protocol,
-        "noise_protocol": {k: v for k, v in result.protocol.items() if k != "split"},
-        "training_snr_db": result.protocol["train_snr_db"],
-        "envelope": training_envelope(cfg, result),
-        "band_hz": dataset.protocol.get("band_hz"),
-        "healthy_class": result.evaluation.healthy_class,
-        "model_selection": result.protocol.get("model_selection"),
-        "metrics": {**result.test_metrics, "best_val_acc": result.best_val_acc},
-        "summary": _card_summary(result),
-        "best_epoch": result.best_epoch,
-        "mlflow_run_id": run_id,
-        "git_commit": git_commit(),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": str(torch.__version__),
-            "numpy": np.__version__,
-        },
-    }
-
-
-def training_envelope(cfg: DictConfig, result: TrainResult) -> dict[str, Any]:
-    """The conditions the model was trained on, for ``fd-predict``'s warnings: protocol, the
-    training SNR range in dB (None when trained clean), kinds, clean share, rate and band."""
-    p = result.protocol
-    dist = p.get("train_distribution")
-    if dist is not None:
-        snr_range = list(dist["snr_db_range"])
-        kinds, clean_fraction = list(dist["kinds"]), float(dist["clean_fraction"])
-    elif p["train_snr_db"] is not None:
-        snr_range = [p["train_snr_db"], p["train_snr_db"]]
-        kinds, clean_fraction = [p["train_noise"]], 0.0
-    else:
-        snr_range, kinds, clean_fraction = None, [], 1.0
-    return {
-        "protocol": p["noise_protocol"],
-        "train_snr_db_range": snr_range,
-        "train_kinds": kinds,
-        "clean_fraction": clean_fraction,
-        "sampling_rate_hz": int(cfg.data.fs_hz),
-        "band_hz": p.get("split", {}).get("band_hz") if isinstance(p.get("split"), dict) else None,
-        "noise_band_hz": p.get("noise_band_hz"),
-    }
 
 
 def _confusion_figure(cm: np.ndarray, class_names: list[str], title: str) -> Any:
@@ -158,18 +74,18 @@ def _confusion_figure(cm: np.ndarray, class_names: list[str], title: str) -> Any
 
 
 def write_artifacts(
-    folder: Path, cfg: DictConfig, result: TrainResult, card: dict[str, Any], overrides: list[str]
+    folder: Path, config: Config, result: TrainResult, card: dict[str, Any], overrides: list[str]
 ) -> list[Path]:
     """Write the run's artifacts into ``folder``; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))
     (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
     files += [folder / "config.yaml", folder / "overrides.yaml"]
     fig = _confusion_figure(
         result.confusion,
         result.class_names,
-        f"{cfg.model.name}, test at {result.protocol['train_noise']} "
+        f"{config.model.name}, test at {result.protocol['train_noise']} "
         f"{result.protocol['train_snr_db']} dB: acc {result.test_metrics['test/acc']:.3f}",
     )
     fig.savefig(folder / "confusion_matrix.png")
@@ -215,25 +131,25 @@ def write_artifacts(
     return files
 
 
-def run_tags(cfg: DictConfig, dataset: WindowedDataset) -> dict[str, str]:
+def run_tags(config: Config, dataset: WindowedDataset) -> dict[str, str]:
     """The tags of a training run (model, noise, snr_db, protocol, split, data_setup, seed, commit)."""
     from fault_diag.tracking import git_commit
 
     tags = {
-        "model": cfg.model.name,
-        "noise": cfg.noise.kind,
-        "snr_db": str(cfg.noise.snr_db),
-        "protocol": cfg.noise.protocol,
-        "split": str(dataset.protocol.get("split", cfg.data.split)),
-        "data_setup": cfg.data.setup,
-        "seed": str(cfg.trainer.seed),
+        "model": config.model.name,
+        "noise": config.noise.kind,
+        "snr_db": str(config.noise.snr_db),
+        "protocol": config.noise.protocol,
+        "split": str(dataset.protocol.get("split", config.data.split)),
+        "data_setup": config.data.setup,
+        "seed": str(config.trainer.seed),
         "git_commit": git_commit(),
-        "test_draws": str(cfg.noise.get("test_draws", 1)),
-        "select": str(cfg.trainer.get("select", "val_acc")),
-        "band_hz": str(cfg.data.get("band_hz")),
+        "test_draws": str(config.noise.test_draws),
+        "select": str(config.trainer.select),
+        "band_hz": str(config.data.band_hz),
         "healthy_class": str(getattr(dataset, "healthy_class", None) or ""),
     }
-    tags.update({str(k): str(v) for k, v in (cfg.tracking.tags or {}).items()})
+    tags.update({str(k): str(v) for k, v in (config.tracking.tags or {}).items()})
     return tags
 
 
@@ -254,40 +170,120 @@ def _hydra_context() -> tuple[list[str], Path | None, int | None]:
 
 
 def log_final(
-    tracker: Any,
-    cfg: DictConfig,
+    tracker: Tracker,
+    config: Config,
     dataset: WindowedDataset,
     result: TrainResult,
     card: dict[str, Any],
     files: list[Path],
 ) -> None:
-    """Log a finished training to its MLflow run and close it: test metrics (the grid as
-    ``test/acc/<kind>/<snr>dB``), thresholds, the artifact ``files``, the model if
-    ``tracking.log_model``."""
+    """Log a finished training to its run and close it: test metrics (the grid as
+    ``test/acc/<kind>/<snr>dB``), accuracy against SNR as curves, thresholds, the artifact
+    ``files``, the model (named after the run) if ``tracking.log_model``."""
+    from fault_diag.metric_names import curve_metric_name
+
     # MLflow forbids '@' in metric names: test/acc@clean is logged as test/acc/clean.
     metrics = {k.replace("@", "/"): v for k, v in result.test_metrics.items()}
     metrics["best_val_acc"] = result.best_val_acc
     metrics["best_epoch"] = result.best_epoch
     metrics["train_seconds"] = result.seconds
     for (kind, snr), acc in result.grid_accuracy.items():
-        metrics[grid_metric_name(kind, snr)] = acc
-    train = result.evaluation.get("train")
-    if train is not None:
-        for name, recall in zip(result.class_names, train.recall, strict=True):
+        metrics[metric_name("acc", kind, snr)] = acc
+    train_cond = result.evaluation.get("train")
+    if train_cond is not None:
+        for name, recall in zip(result.class_names, train_cond.recall, strict=True):
             metrics[recall_metric_name(name)] = float(recall)
     metrics = {k: v for k, v in metrics.items() if v is not None and np.isfinite(v)}
     if result.thresholds:
         for unit, value in result.thresholds.items():
             metrics[f"threshold/{unit}"] = value
     tracker.log_metrics(metrics)
+    # The grid once more as curves (x = SNR in dB), one per noise kind and metric: the dashboard
+    # draws accuracy against SNR instead of one bar per grid point.
+    for (metric, kind, adabn), points in grid_curves(result).items():
+        tracker.log_curve(curve_metric_name(metric, kind, adabn=adabn), points)
     if result.evaluation.adabn_skipped:
         tracker.set_tags({"adabn": f"skipped: {result.evaluation.adabn_skipped}"})
     for path in files:
         tracker.log_file(path)
-    if cfg.tracking.log_model:
+    if config.tracking.log_model:
         x_test, _ = dataset.split("test")
-        tracker.log_model(result.model, np.ascontiguousarray(x_test[:2]), card)
+        tracker.log_model(
+            result.model, np.ascontiguousarray(x_test[:2]), card, name=model_name(config)
+        )
     tracker.finish()
+
+
+def model_name(config: Config) -> str:
+    """The name a run's logged model gets: ``<model>-<protocol or condition>-s<seed>``
+    (``drsn_cw-mixed-s0``, ``wdcnn-gaussianm4dB-s1``), characters MLflow accepts in a name."""
+    nz = config.noise
+    if nz.protocol == "mixed":
+        cond = "mixed"
+    elif nz.protocol == "clean_train" or nz.kind == "none" or nz.snr_db is None:
+        cond = "clean"
+    else:
+        cond = f"{nz.kind}{float(nz.snr_db):g}dB".replace("-", "m").replace(".", "p")
+    return f"{config.model.name}-{cond}-s{config.trainer.seed}"
+
+
+def grid_curves(result: TrainResult) -> dict[tuple[str, str, bool], list[tuple[float, float]]]:
+    """``(metric, kind, adabn) -> [(snr_db, value), ...]`` sorted by SNR: the test grid as curves."""
+    out: dict[tuple[str, str, bool], list[tuple[float, float]]] = {}
+    for c in result.evaluation.conditions:
+        if c.snr_db is None or c.name.startswith("train"):
+            continue
+        for metric in ("bal_acc", "acc"):
+            value = c.metrics[metric]
+            if np.isfinite(value):
+                out.setdefault((metric, c.kind, c.adabn), []).append((float(c.snr_db), value))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def finish_job(
+    tracker: Tracker,
+    config: Config,
+    dataset: WindowedDataset,
+    result: TrainResult,
+    output_dir: Path,
+    overrides: list[str],
+) -> dict[str, Any]:
+    """After training: the model card, the artifacts in ``<output_dir>/artifacts``, everything
+    logged to the tracker and the run closed. Returns the card."""
+    card = model_card(dataset, result, tracker.run_id)
+    files = write_artifacts(output_dir / "artifacts", config, result, card, overrides)
+    log_final(tracker, config, dataset, result, card, files)
+    return card
+
+
+def start_tracker(
+    backend: TrackerBackend,
+    config: Config,
+    dataset: WindowedDataset,
+    output_dir: Path,
+    sweep_dir: Path | None,
+    *,
+    extra_tags: dict[str, str] | None = None,
+) -> Tracker:
+    """Open the job's run: continued when the run folder records one of this store and
+    configuration; recorded in the run folder as soon as it exists, so that a job killed before
+    its first checkpoint is resumed in this run too."""
+    location = backend.location(config.tracking)
+    fingerprint = config_fingerprint(config)
+
+    def record(run_id: str) -> None:
+        if location is not None:
+            write_run_record(output_dir, run_id, location, fingerprint)
+
+    return backend.start_run(
+        config.tracking,
+        run_name=run_name(config),
+        params=flatten_params(config),
+        tags={**run_tags(config, dataset), **(extra_tags or {})},
+        resume_run_id=previous_run_id(config, output_dir, location) if location else None,
+        sweep_dir=sweep_dir,
+        on_open=record,
+    )
 
 
 RUN_RECORD = "mlflow_run.json"
@@ -459,14 +455,15 @@ def write_run_record(output_dir: Path, run_id: str, uri: str, fingerprint: str) 
     os.replace(tmp, path)
 
 
-def previous_run_id(cfg: DictConfig, output_dir: Path, uri: str) -> str | None:
+def previous_run_id(cfg: Config | DictConfig, output_dir: Path, uri: str) -> str | None:
     """The MLflow run a job in ``output_dir`` continues, or None for a new run.
 
     The run folder's record (:func:`write_run_record`) when it names this store and this
     configuration, else the checkpoint's (written by versions before the record). None with
     ``trainer.resume=false``: that job trains from scratch, so it is a new run.
     """
-    if not cfg.trainer.resume:
+    config = as_config(cfg)
+    if not config.trainer.resume:
         return None
     path = output_dir / RUN_RECORD
     if path.exists():
@@ -476,7 +473,7 @@ def previous_run_id(cfg: DictConfig, output_dir: Path, uri: str) -> str | None:
             record = {}
         if (
             record.get("tracking_uri") == uri
-            and record.get("fingerprint") == config_fingerprint(cfg)
+            and record.get("fingerprint") == config_fingerprint(config)
             and record.get("run_id")
         ):
             return str(record["run_id"])
@@ -485,7 +482,7 @@ def previous_run_id(cfg: DictConfig, output_dir: Path, uri: str) -> str | None:
     return str(found) if found else None
 
 
-def backfill_epochs(tracker: Any, output_dir: Path) -> list[int]:
+def backfill_epochs(tracker: Tracker, output_dir: Path) -> list[int]:
     """Log the checkpointed epochs that a resumed run is missing; returns their numbers.
 
     An epoch is checkpointed, then logged: a job stopped between the two (killed, or its store
@@ -502,95 +499,67 @@ def backfill_epochs(tracker: Any, output_dir: Path) -> list[int]:
         return []  # train() reports a damaged checkpoint
     if not history:
         return []
-    logged = {m.step for m in tracker.client.get_metric_history(tracker.run_id, "val/loss")}
+    logged = tracker.logged_epochs()
     missing = [epoch for epoch in range(1, len(history) + 1) if epoch not in logged]
     for epoch in missing:
         tracker.log_epoch(epoch, history[epoch - 1])
     if missing:
-        log.info("MLflow run %s: logged checkpointed epochs %s", tracker.run_id, missing)
+        log.info("run %s: logged checkpointed epochs %s", tracker.run_id, missing)
     return missing
 
 
-def run_job(cfg: DictConfig) -> float:
+def run_job(cfg: Config | DictConfig) -> float:
     """Validate, build data, train, log. Returns the test accuracy (what a sweeper optimises).
 
     Lifecycle: the tracking run is closed FINISHED, FAILED (any exception, a full disk included)
     or KILLED (Ctrl-C, SIGTERM, SIGHUP); a job killed outright (SIGKILL) is continued in the same
-    MLflow run by rerunning it into the same run folder, or closed KILLED by the next run started
-    in its experiment on this host (:func:`fault_diag.tracking.close_stale_runs`).
+    run by rerunning it into the same run folder, or (MLflow) closed KILLED by the next run
+    started in its experiment on this host (:func:`fault_diag.tracking.close_stale_runs`).
     """
-    from fault_diag.tracking import (
-        MlflowRun,
-        NullRun,
-        check_store_writable,
-        get_client,
-        git_commit,
-        read_parent_run,
-        resolve_tracking_uri,
-    )
+    from fault_diag.tracking import git_commit
 
     git_commit()  # fixed now, for this process: the code it imported (see git_commit)
     overrides, sweep_dir, n_jobs = _hydra_context()
     # Every check that can fail happens before the dataset is built or a run is opened.
     validate_config(cfg)
-    resolve_device(cfg.trainer.device)
-    if cfg.trainer.num_threads is None and n_jobs:
-        cfg.trainer.num_threads = max(1, (os.cpu_count() or 1) // int(n_jobs))
-    configure_threads(cfg.trainer.num_threads)
-    output_dir = Path(cfg.paths.output_dir)
-    mlflow = cfg.tracking.backend == "mlflow"
-    uri = resolve_tracking_uri(cfg.tracking.tracking_uri) if mlflow else None
+    config = as_config(cfg)  # typed from here down
+    resolve_device(config.trainer.device)
+    if config.trainer.num_threads is None and n_jobs:
+        config.trainer.num_threads = max(1, (os.cpu_count() or 1) // int(n_jobs))
+    configure_threads(config.trainer.num_threads)
+    output_dir = Path(config.paths.output_dir)
+    backend = get_backend(config.tracking.backend)
 
     restore = _terminate_as_interrupt()  # before the store is opened: it may be created now
     try:
-        if uri is not None:
-            check_store_writable(uri)
-            get_client(uri)  # a garbage file, a half-migrated store, no server: fail now
+        backend.check(config.tracking)  # a garbage file, a half-migrated store, no server
         with run_folder_lock(output_dir):
             # A rerun into a folder holding another configuration's checkpoint is refused here,
-            # before the earlier job's MLflow run is reopened (it would otherwise be set RUNNING,
-            # then FAILED).
-            check_resumable(cfg, output_dir)
+            # before the earlier job's tracking run is reopened (it would otherwise be set
+            # RUNNING, then FAILED).
+            check_resumable(config, output_dir)
+            dataset = build_dataset(config.data)
 
-            data_cfg = OmegaConf.to_object(cfg.data)
-            dataset = build_dataset(data_cfg)  # type: ignore[arg-type]
+            def open_tracker() -> Tracker:
+                return start_tracker(backend, config, dataset, output_dir, sweep_dir)
 
-            def open_tracker() -> Any:
-                if uri is None:
-                    return NullRun()
-                fingerprint = config_fingerprint(cfg)
-                return MlflowRun(
-                    cfg,
-                    tags=run_tags(cfg, dataset),
-                    resume_run_id=previous_run_id(cfg, output_dir, uri),
-                    parent=read_parent_run(sweep_dir) if sweep_dir is not None else None,
-                    # Recorded as soon as the run exists: a job killed before its first
-                    # checkpoint is then resumed in this run too.
-                    on_open=lambda run_id: write_run_record(output_dir, run_id, uri, fingerprint),
-                )
-
-            local = uri is not None and uri.startswith("sqlite:")
-            with tracked_run(open_tracker, defer=local) as tracker:
+            with tracked_run(open_tracker, defer=True) as tracker:
                 if tracker.run_id:
-                    log.info("MLflow run %s in %s", tracker.run_id, uri)
-                if getattr(tracker, "resumed", False):
+                    log.info("tracking run %s", tracker.run_id)
+                if tracker.resumed:
                     backfill_epochs(tracker, output_dir)
                 result = train(
-                    cfg,
+                    config,
                     dataset,
                     output_dir,
                     on_epoch_end=tracker.log_epoch,
                     checkpoint_extra={"mlflow_run_id": tracker.run_id} if tracker.run_id else None,
                 )
-                card = model_card(cfg, dataset, result, tracker.run_id)
-                artifact_dir = output_dir / "artifacts"
-                files = write_artifacts(artifact_dir, cfg, result, card, overrides)
-                if isinstance(tracker, MlflowRun):
-                    log_final(tracker, cfg, dataset, result, card, files)
+                finish_job(tracker, config, dataset, result, output_dir, overrides)
     finally:
         restore()
 
-    _print_summary(cfg, result, tracker.run_id, uri)
+    print_summary(config, result, tracker)
     return float(result.test_metrics["test/acc"])
 
 
@@ -652,9 +621,8 @@ def summary_lines(result: TrainResult) -> list[str]:
     return lines
 
 
-def _print_summary(
-    cfg: DictConfig, result: TrainResult, run_id: str | None, uri: str | None
-) -> None:
+def print_summary(config: Config, result: TrainResult, tracker: Tracker) -> None:
+    """The job's closing printout: what was trained, the test grid, where the run is."""
     p = result.protocol
     if p["noise_protocol"] == "mixed":
         d = p.get("train_distribution", {})
@@ -666,22 +634,28 @@ def _print_summary(
         cond = "clean"
     else:
         cond = f"{p['train_noise']} noise at {p['train_snr_db']:g} dB"
-    band = cfg.data.get("band_hz")
-    setup = cfg.data.setup + (f" band-limited to {band[0]:g}-{band[1]:g} Hz" if band else "")
+    band = config.data.band_hz
+    setup = config.data.setup + (f" band-limited to {band[0]:g}-{band[1]:g} Hz" if band else "")
     lines = [
         "",
-        f"{cfg.model.name} on {setup} ({p['noise_protocol']} protocol, trained {cond}), "
+        f"{config.model.name} on {setup} ({p['noise_protocol']} protocol, trained {cond}), "
         f"best epoch {result.best_epoch} by {p.get('select', 'val_acc')} "
         f"(val acc {result.best_val_acc:.4f}), {result.seconds:.0f} s",
     ]
     lines += summary_lines(result)
-    if run_id:
-        lines.append(f"MLflow run {run_id} in {uri}")
-        lines.append(
-            "dashboard: make ui   (or: mlflow server --backend-store-uri "
-            f"{uri} --host 127.0.0.1 --port 5000)"
-        )
+    where = tracker.describe()
+    if where:
+        lines.append(where)
     print("\n".join(lines), file=sys.stdout, flush=True)
 
 
-__all__ = ["grid_metric_name", "log_final", "model_card", "run_job", "run_tags", "write_artifacts"]
+__all__ = [
+    "finish_job",
+    "log_final",
+    "model_card",
+    "print_summary",
+    "run_job",
+    "run_tags",
+    "start_tracker",
+    "write_artifacts",
+]
