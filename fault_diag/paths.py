@@ -1,10 +1,20 @@
 """Where things live on disk.
 
 Hydra 1.3 does not chdir, and users start commands from anywhere, so every default path is resolved
-from the project root, never from the working directory.
+from one root (:func:`project_root`), never from wherever a library happens to look.
+
+The root:
+
+- ``FAULT_DIAG_HOME`` (or its older name ``FAULT_DIAG_ROOT``) when set: outputs, the dataset cache
+  and the default MLflow store (``mlflow.db``, ``mlartifacts/``) live there;
+- else, in a source checkout (an editable install, ``pip install -e .``): the checkout;
+- else (a package installed from a wheel): the working folder of the command.
+
+The configuration (``conf/``) is found by :func:`config_dir`, the one place that knows: the copy
+shipped inside the installed package (``fault_diag/conf``), else the checkout's top-level ``conf/``.
 
 Settings (environment variables):
-- ``FAULT_DIAG_ROOT``: the project root (default: the checkout that holds this package, else the cwd).
+- ``FAULT_DIAG_HOME``: the root (above). ``FAULT_DIAG_ROOT``: the same, kept for existing setups.
 - ``FAULT_DIAG_DATA_DIR``: a folder that already holds the CWRU ``.mat`` files (read-only is fine).
   When set, files are read from there and never downloaded.
 - ``FAULT_DIAG_DOWNLOAD_DIR``: where downloads go when ``FAULT_DIAG_DATA_DIR`` is not set
@@ -20,18 +30,48 @@ from pathlib import Path
 DATA_DIR_ENV = "FAULT_DIAG_DATA_DIR"
 DOWNLOAD_DIR_ENV = "FAULT_DIAG_DOWNLOAD_DIR"
 CACHE_DIR_ENV = "FAULT_DIAG_CACHE_DIR"
+HOME_ENV = "FAULT_DIAG_HOME"
 ROOT_ENV = "FAULT_DIAG_ROOT"
+#: The package's folder (``.../fault_diag``).
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def checkout_root() -> Path | None:
+    """The source checkout that holds this package (``pyproject.toml`` and ``conf/`` next to it), or
+    None for an installed package (in ``site-packages`` there is neither)."""
+    checkout = PACKAGE_DIR.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "conf").is_dir():
+        return checkout
+    return None
 
 
 def project_root() -> Path:
-    """The project root: ``$FAULT_DIAG_ROOT``, else the source checkout, else the working directory."""
-    env = os.environ.get(ROOT_ENV)
-    if env:
-        return Path(env).expanduser().resolve()
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "pyproject.toml").is_file():
+    """The root of outputs, caches and the default MLflow store: ``$FAULT_DIAG_HOME`` (or
+    ``$FAULT_DIAG_ROOT``), else the source checkout, else the working directory."""
+    for name in (HOME_ENV, ROOT_ENV):
+        env = os.environ.get(name)
+        if env:
+            return Path(env).expanduser().resolve()
+    return checkout_root() or Path.cwd().resolve()
+
+
+def config_dir() -> Path:
+    """The folder of Hydra's configuration (``config.yaml``, ``model/``, ``noise/``, ...).
+
+    The copy inside the installed package (``fault_diag/conf``, put there by the wheel build from
+    the top-level ``conf/``), else the checkout's ``conf/``. Every composition (``fd-train``, the
+    concurrent runner, tests) asks this function; nothing else spells the path.
+    """
+    packaged = PACKAGE_DIR / "conf"
+    if (packaged / "config.yaml").is_file():
+        return packaged
+    checkout = PACKAGE_DIR.parent / "conf"
+    if (checkout / "config.yaml").is_file():
         return checkout
-    return Path.cwd().resolve()
+    raise FileNotFoundError(
+        f"no Hydra configuration: neither {packaged} (installed package) nor {checkout} (source "
+        "checkout) holds config.yaml; reinstall fault-diag"
+    )
 
 
 def data_dir_override() -> Path | None:

@@ -328,3 +328,81 @@ def test_the_projects_own_store_errors_keep_their_message() -> None:
         "MLflow store sqlite:////x/g.db: /x/g.db is not a usable SQLite database (file is not a database); move it away"
     )
     assert describe(exc, store="sqlite:////x/g.db") == (2, str(exc))
+
+
+# ------------------------------------------------------------ fd-train: did you mean, --help
+
+
+def _composition_error(message: str) -> Exception:
+    from hydra.errors import ConfigCompositionException
+
+    return ConfigCompositionException(message)
+
+
+@pytest.mark.parametrize(
+    ("hydra_message", "expected"),
+    [
+        (
+            "Could not override 'trainer.epoch'.\nTo append to your config use +trainer.epoch=3\n"
+            "Key 'epoch' not in 'TrainerConfig'\n    full_key: trainer.epoch",
+            "unknown key trainer.epoch: TrainerConfig has no 'epoch'; did you mean trainer.epochs?",
+        ),
+        (
+            "Could not override 'traner.epochs'.\nTo append to your config use +traner.epochs=3\n"
+            "Key 'traner' not in 'Config'\n    full_key: traner",
+            "unknown key traner.epochs: Config has no 'traner'; did you mean trainer.epochs?",
+        ),
+        (
+            "Could not override 'noise.snr'.\nKey 'snr' not in 'NoiseConfig'\n    full_key: noise.snr",
+            "did you mean noise.snr_db?",
+        ),
+    ],
+)
+def test_unknown_key_did_you_mean(hydra_message: str, expected: str) -> None:
+    code, message = describe(_composition_error(hydra_message))
+    assert code == errors.EXIT_BAD_INPUT
+    assert expected in message
+    assert "+" not in message  # no advice to append a key the closed schema would never read
+
+
+def test_unknown_key_without_a_close_match_lists_the_keys() -> None:
+    code, message = describe(
+        _composition_error(
+            "Could not override 'trainer.xyzzy'.\nKey 'xyzzy' not in 'TrainerConfig'\n"
+            "    full_key: trainer.xyzzy"
+        )
+    )
+    assert "did you mean" not in message
+    assert "trainer has epochs, batch_size" in message and "--cfg job" in message
+
+
+def test_unknown_option_did_you_mean_without_schema_nodes() -> None:
+    code, message = describe(
+        _composition_error(
+            "In 'config': Could not find 'model/drsn_cx'\n\nAvailable options in 'model':\n"
+            "\tbase_model\n\tdrsn_cs\n\tdrsn_cw\n\twdcnn"
+        )
+    )
+    assert code == errors.EXIT_BAD_INPUT
+    assert "base_model" not in message
+    assert message.endswith("did you mean model=drsn_cw (or drsn_cs)?"), message
+
+
+def test_schema_keys_cover_nested_groups() -> None:
+    keys = errors.schema_keys()
+    assert {"trainer", "trainer.epochs", "data.loads", "noise.snr_db", "eval.adapt_bn"} <= set(keys)
+
+
+def test_fd_train_help_lists_groups_examples_and_where_results_go(tmp_path: Path) -> None:
+    from fault_diag.paths import config_dir
+
+    proc = _cmd("train", "--help", env={"FAULT_DIAG_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "powered by Hydra" not in out and "base_model" not in out
+    models = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+    assert ", ".join(m + ("*" if m == "drsn_cw" else "") for m in models)[:40] in out
+    assert "fd-train -m " in out and "experiment=study_cpu" in out
+    assert f"Where results go (root: {tmp_path.resolve()})" in out
+    assert f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}" in out
+    assert "fd-report --sweep" in out

@@ -215,7 +215,119 @@ def _config_message(exc: BaseException) -> str:
             break  # the search path listing follows to the end
         if not line.strip().startswith(_CONFIG_NOISE):
             kept.append(line)
-    return one_line("\n".join(kept)) or type(exc).__name__
+    message = one_line("\n".join(kept)) or type(exc).__name__
+    return _with_suggestion(message)
+
+
+# Hydra's messages for a key the schema does not have and for an unknown group option.
+_UNKNOWN_KEY = re.compile(
+    r"Key '(?P<key>[^']+)' not in '(?P<node>[^']+)'\s*; full_key: (?P<full>\S+)"
+)
+_UNKNOWN_OPTION = re.compile(
+    r"Could not find '(?P<group>[^'/]+(?:/[^'/]+)*)/(?P<option>[^'/]+)'\s*;?\s*"
+    r"Available options in '(?P=group)': (?P<options>.+)$"
+)
+#: ConfigStore schema nodes (``base_model``, ...): listed by Hydra as options, never a choice.
+_SCHEMA_PREFIX = "base_"
+
+
+def schema_keys() -> list[str]:
+    """Every key of ``fd-train``'s configuration schema (``trainer.epochs``, ``data.loads``, ...)
+    and every group (``trainer``), from the dataclasses of :mod:`fault_diag.config`."""
+    from omegaconf import OmegaConf
+
+    from fault_diag.config import Config
+
+    tree = OmegaConf.to_container(
+        OmegaConf.structured(Config), resolve=False, throw_on_missing=False
+    )
+    keys: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for name, value in node.items():
+            key = f"{prefix}{name}"
+            keys.append(key)
+            if isinstance(value, dict):
+                walk(value, key + ".")
+
+    walk(tree, "")
+    return keys
+
+
+def did_you_mean(word: str, choices: Sequence[str], *, cutoff: float = 0.6) -> list[str]:
+    """Up to three of ``choices`` close to ``word`` (difflib), the closest first; a choice that
+    starts with ``word`` (``epoch`` -> ``epochs``) counts as close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=cutoff)
+    prefixed = [c for c in choices if word and c.startswith(word) and c not in close]
+    return (close + prefixed)[:3]
+
+
+_OVERRIDE = re.compile(r"Could not override '(?P<override>[^']+)'")
+
+
+def _suggest_key(full_key: str, override: str | None) -> list[str]:
+    """Corrected keys for the unknown ``full_key`` (the part of ``override``'s key that failed):
+    its last part matched against the names its parent has, the rest of the override kept."""
+    try:
+        keys = schema_keys()
+    except Exception:  # noqa: BLE001 - a suggestion must never hide the error itself
+        return []
+    parent, _, name = full_key.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == parent}
+    rest = ""
+    if override and override.startswith(full_key) and override != full_key:
+        rest = override[len(full_key) :]  # 'traner.epochs': the failed part is 'traner'
+    return [siblings[c] + rest for c in did_you_mean(name, list(siblings))]
+
+
+def _node_keys(full_key: str) -> str:
+    parent = full_key.rpartition(".")[0]
+    try:
+        keys = schema_keys()
+    except Exception:  # noqa: BLE001
+        return ""
+    names = [k.rpartition(".")[2] for k in keys if k.rpartition(".")[0] == parent]
+    return f"{parent or 'the configuration'} has {', '.join(names)}" if names else ""
+
+
+def _with_suggestion(message: str) -> str:
+    """``message`` (one line) with a "did you mean" for an unknown key or group option, without
+    Hydra's advice to add the key with ``+`` (the schema is closed: nothing would read it) and
+    without the schema nodes (``base_model``) in a list of options."""
+    unknown = _UNKNOWN_KEY.search(message)
+    if unknown is not None:
+        full, key, node = unknown.group("full"), unknown.group("key"), unknown.group("node")
+        override = _OVERRIDE.search(message)
+        wanted = override.group("override") if override else full
+        close = _suggest_key(full, wanted)
+        text = f"unknown key {wanted}: {node} has no {key!r}"
+        if close:
+            return one_line(f"{text}; did you mean {' or '.join(close)}?")
+        listing = _node_keys(full)
+        return one_line(f"{text}; {listing}" if listing else text) + (
+            "; fd-train --cfg job shows every key"
+        )
+    option = _UNKNOWN_OPTION.search(message)
+    if option is not None:
+        group, wanted = option.group("group"), option.group("option")
+        options = [
+            o.strip()
+            for o in option.group("options").split(",")
+            if o.strip() and not o.strip().startswith(_SCHEMA_PREFIX)
+        ]
+        close = did_you_mean(wanted, options)
+        text = (
+            message[: option.start()]
+            + f"Could not find '{group}/{wanted}'; options of {group}: {', '.join(options)}"
+        )
+        if close:
+            text += f"; did you mean {group}={close[0]}" + (
+                f" (or {', '.join(close[1:])})?" if close[1:] else "?"
+            )
+        return one_line(text)
+    return message
 
 
 NEARLY_FULL = 16 << 20  # bytes: below this, a failed write is taken for a full disk
@@ -398,8 +510,10 @@ __all__ = [
     "add_debug_argument",
     "debug_requested",
     "describe",
+    "did_you_mean",
     "one_line",
     "run_cli",
+    "schema_keys",
     "terminate_as_exception",
     "yaml_error_text",
 ]

@@ -17,19 +17,89 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from fault_diag.cli.errors import debug_requested, run_cli
 from fault_diag.config import register_configs
+from fault_diag.paths import config_dir
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+#: Hydra's configuration folder (see :func:`fault_diag.paths.config_dir`: packaged or checkout).
+CONF_DIR = str(config_dir())
 HYDRA_SUBDIR = ".hydra"
 HYDRA_FILES = {"config.yaml", "hydra.yaml", "overrides.yaml"}
 
 log = logging.getLogger(__name__)
 
+#: Config groups that are Hydra's own or not a user's choice: left out of ``--help``.
+_HELP_SKIP_GROUPS = ("hydra", "paths")
+_HELP_WIDTH = 100
+
+
+def _defaults(conf: Path) -> dict[str, str]:
+    """The default option of each group, from ``config.yaml``'s defaults list."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((conf / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    out: dict[str, str] = {}
+    for entry in data.get("defaults", []):
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                group = str(key).replace("optional ", "").strip()
+                if value is not None and not group.startswith("override "):
+                    out[group] = str(value)
+    return out
+
+
+def help_groups(conf: Path | None = None) -> str:
+    """The config groups of ``conf/`` and their options (the files in each group folder, never the
+    schema nodes Hydra would list), the default marked ``*``: one indented block per group."""
+    import textwrap
+
+    conf = conf or config_dir()
+    defaults = _defaults(conf)
+    lines = []
+    for group in sorted(p for p in conf.iterdir() if p.is_dir()):
+        if group.name in _HELP_SKIP_GROUPS or group.name.startswith((".", "_")):
+            continue
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        if not options:
+            continue
+        shown = [f"{o}*" if defaults.get(group.name) == o else o for o in options]
+        head = f"  {group.name + ':':<12}"
+        body = textwrap.wrap(", ".join(shown), width=_HELP_WIDTH - len(head))
+        lines.append(head + body[0])
+        lines += [" " * len(head) + more for more in body[1:]]
+    return "\n".join(lines)
+
+
+def _help_text(what: str) -> str:
+    """``${fd_help:<what>}`` of conf/hydra/help/fd_train.yaml."""
+    from fault_diag import paths
+
+    if what == "groups":
+        return help_groups()
+    if what == "root":
+        return str(paths.project_root())
+    if what == "cache":
+        return str(paths.cache_dir())
+    if what == "store":
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return f"{env} ($MLFLOW_TRACKING_URI; artifacts where that store keeps them)"
+        root = paths.project_root()
+        return f"sqlite:///{root / 'mlflow.db'} (artifacts in {root / 'mlartifacts'})"
+    raise ValueError(f"fd_help: unknown item {what!r}")
+
+
+if not OmegaConf.has_resolver("fd_help"):
+    OmegaConf.register_new_resolver("fd_help", _help_text)
 register_configs()
 
 # The run folder of the job that is running in this process (for the full-disk message).
@@ -109,6 +179,39 @@ def hydra_main(cfg: DictConfig) -> float:
         raise
 
 
+class NextStep(Callback):
+    """Hydra callback (conf/config.yaml ``hydra.callbacks.next_step``): once a run or a sweep is
+    over, one line names the command that comes next."""
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        job_return = kwargs.get("job_return")
+        status = getattr(getattr(job_return, "status", None), "name", "COMPLETED")
+        if status != "COMPLETED":
+            return
+        run_dir = Path(str(config.hydra.run.dir))
+        bundle = run_dir / "bundle"
+        print(
+            f"next: fd-export {run_dir} --out {bundle}   (a deployable bundle; then "
+            f"fd-predict {bundle} <recording>)",
+            flush=True,
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if config.get("tracking", {}).get("backend") == "none":
+            print(
+                f"next: the runs are in {sweep_dir} (tracking=none: fd-report needs "
+                "tracking=mlflow)",
+                flush=True,
+            )
+            return
+        print(
+            f"next: fd-report --sweep {sweep_dir}   (tables, intervals and accuracy-vs-SNR "
+            "figures of this sweep)",
+            flush=True,
+        )
+
+
 class _JobFailed(BaseException):
     """Carries a single run's exception through Hydra (which catches ``Exception`` only)."""
 
@@ -172,4 +275,11 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["CONF_DIR", "hydra_main", "main", "remove_if_only_bookkeeping"]
+__all__ = [
+    "CONF_DIR",
+    "NextStep",
+    "help_groups",
+    "hydra_main",
+    "main",
+    "remove_if_only_bookkeeping",
+]
