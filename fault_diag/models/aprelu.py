@@ -8,27 +8,17 @@ shortcut. The stem and the BN-ReLU-GAP head are the skeleton's, as for every oth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import partial
 
-from fault_diag.models.backbone import ResidualNet1d, residual_network, sequential_stage
+from fault_diag.models.backbone import register_skeleton_model, residual_network, sequential_stage
 from fault_diag.models.blocks import APReLU, PreActResidualUnit
-from fault_diag.models.registry import register_model
 
-
-@register_model("resnet1d_aprelu")
-def resnet1d_aprelu(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    stem_channels: int = 4,
-    stage_channels: Sequence[int] = (4, 8, 16),
-    units_per_stage: int | Sequence[int] = 4,
-    kernel_size: int = 3,
-    stem_stride: int = 2,
-    stage_strides: int | Sequence[int] = (2, 2, 2),
-) -> ResidualNet1d:
-    """ResNet-APReLU: pre-activation residual units whose two ReLUs are APReLUs."""
-    skeleton = dict(locals())  # exactly the keyword arguments above
-    unit = partial(PreActResidualUnit, activation=APReLU)
-    return residual_network("resnet1d_aprelu", stage=sequential_stage(unit), **skeleton)
+resnet1d_aprelu = register_skeleton_model(
+    "resnet1d_aprelu",
+    lambda skeleton: residual_network(
+        "resnet1d_aprelu",
+        stage=sequential_stage(partial(PreActResidualUnit, activation=APReLU)),
+        **skeleton,
+    ),
+    doc="ResNet-APReLU: pre-activation residual units whose two ReLUs are APReLUs.",
+)

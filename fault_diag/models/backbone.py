@@ -14,17 +14,28 @@ comparison fair. Global average pooling makes the network accept any length >= `
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from fault_diag.models.base import FaultDiagNet
 from fault_diag.models.errors import ModelParamError
+from fault_diag.models.registry import register_model
 
-__all__ = ["ResidualNet1d", "StageFactory", "UnitFactory", "residual_network", "sequential_stage"]
+__all__ = [
+    "SKELETON",
+    "ResidualNet1d",
+    "StageFactory",
+    "UnitFactory",
+    "register_skeleton_model",
+    "residual_network",
+    "sequential_stage",
+]
 
 UnitFactory = Callable[[int, int, int, int], nn.Module]
 """``(in_channels, out_channels, stride, kernel_size) -> unit``."""
@@ -159,3 +170,47 @@ def residual_network(
         stages=stages,
         head_channels=widths[-1],
     )
+
+
+#: The skeleton's keyword arguments, in order, with their (annotation, default): the DRSN paper's
+#: Table II network. Every model registered with :func:`register_skeleton_model` takes these first.
+SKELETON: dict[str, tuple[Any, Any]] = {
+    "num_classes": (int, 10),
+    "in_channels": (int, 1),
+    "stem_channels": (int, 4),
+    "stage_channels": (Sequence[int], (4, 8, 16)),
+    "units_per_stage": (int | Sequence[int], 4),
+    "kernel_size": (int, 3),
+    "stem_stride": (int, 2),
+    "stage_strides": (int | Sequence[int], (2, 2, 2)),
+}
+
+
+def register_skeleton_model(
+    name: str, build: Callable[..., ResidualNet1d], *, doc: str, **extra: tuple[Any, Any]
+) -> Callable[..., ResidualNet1d]:
+    """Register model ``name`` on the shared skeleton; return its builder.
+
+    The builder takes the :data:`SKELETON` keywords, then ``extra`` (``name=(annotation,
+    default)``), all keyword-only with defaults (its signature is what :func:`get_model` validates
+    and records). It calls ``build(skeleton, **extras)``: ``skeleton`` is the dict of the skeleton
+    keywords (for :func:`residual_network`), ``extras`` the model's own keywords.
+    """
+    params = [
+        inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for key, (ann, default) in {**SKELETON, **extra}.items()
+    ]
+    signature = inspect.Signature(params, return_annotation=ResidualNet1d)
+
+    def builder(**kwargs: Any) -> ResidualNet1d:
+        bound = signature.bind(**kwargs)
+        bound.apply_defaults()
+        args = dict(bound.arguments)
+        extras = {key: args.pop(key) for key in extra}
+        return build(args, **extras)
+
+    builder.__signature__ = signature  # type: ignore[attr-defined]
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = doc
+    builder.__module__ = build.__module__
+    return register_model(name)(builder)

@@ -9,21 +9,23 @@ pre-activation residual unit whose residual ``r`` is soft-thresholded with a lea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
-from fault_diag.models.backbone import ResidualNet1d, residual_network, sequential_stage
+from fault_diag.models.backbone import (
+    ResidualNet1d,
+    register_skeleton_model,
+    residual_network,
+    sequential_stage,
+)
 from fault_diag.models.blocks import PreActResidualUnit, Shrinkage
-from fault_diag.models.registry import register_model
 
 
 def rsbu(
     in_channels: int, out_channels: int, stride: int, kernel_size: int, *, channel_wise: bool
 ) -> PreActResidualUnit:
     """One residual shrinkage building unit (RSBU-CS or RSBU-CW)."""
-    skeleton = dict(locals())  # exactly the keyword arguments above
     return PreActResidualUnit(
         in_channels,
         out_channels,
@@ -33,50 +35,20 @@ def rsbu(
     )
 
 
-def _drsn(name: str, channel_wise: bool, **skeleton: Any) -> ResidualNet1d:
+def _drsn(name: str, channel_wise: bool, skeleton: dict[str, Any]) -> ResidualNet1d:
     def unit(i: int, o: int, s: int, k: int) -> nn.Module:
         return rsbu(i, o, s, k, channel_wise=channel_wise)
 
     return residual_network(name, stage=sequential_stage(unit), **skeleton)
 
 
-@register_model("drsn_cs")
-def drsn_cs(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    stem_channels: int = 4,
-    stage_channels: Sequence[int] = (4, 8, 16),
-    units_per_stage: int | Sequence[int] = 4,
-    kernel_size: int = 3,
-    stem_stride: int = 2,
-    stage_strides: int | Sequence[int] = (2, 2, 2),
-) -> ResidualNet1d:
-    """DRSN-CS: one threshold per sample and unit, ``tau = alpha * mean_{C,L} |r|``."""
-    skeleton = dict(locals())  # exactly the keyword arguments above
-    return _drsn(
-        "drsn_cs",
-        False,
-        **skeleton,
-    )
-
-
-@register_model("drsn_cw")
-def drsn_cw(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    stem_channels: int = 4,
-    stage_channels: Sequence[int] = (4, 8, 16),
-    units_per_stage: int | Sequence[int] = 4,
-    kernel_size: int = 3,
-    stem_stride: int = 2,
-    stage_strides: int | Sequence[int] = (2, 2, 2),
-) -> ResidualNet1d:
-    """DRSN-CW: one threshold per sample, unit and channel, ``tau_c = alpha_c * mean_L |r_c|``."""
-    skeleton = dict(locals())  # exactly the keyword arguments above
-    return _drsn(
-        "drsn_cw",
-        True,
-        **skeleton,
-    )
+drsn_cs = register_skeleton_model(
+    "drsn_cs",
+    lambda skeleton: _drsn("drsn_cs", False, skeleton),
+    doc="DRSN-CS: one threshold per sample and unit, ``tau = alpha * mean_{C,L} |r|``.",
+)
+drsn_cw = register_skeleton_model(
+    "drsn_cw",
+    lambda skeleton: _drsn("drsn_cw", True, skeleton),
+    doc="DRSN-CW: one threshold per sample, unit and channel, ``tau_c = alpha_c * mean_L |r_c|``.",
+)

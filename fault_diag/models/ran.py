@@ -12,14 +12,19 @@ resolution; at a 2048 window every mask bottoms out at length 64.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from fault_diag.models.backbone import ResidualNet1d, check_positive, residual_network
+from fault_diag.models.backbone import (
+    ResidualNet1d,
+    check_positive,
+    register_skeleton_model,
+    residual_network,
+)
 from fault_diag.models.blocks import PreActResidualUnit, SoftMask1d
 from fault_diag.models.errors import ModelParamError
-from fault_diag.models.registry import register_model
 
 
 class AttentionStage(nn.Module):
@@ -51,22 +56,11 @@ class AttentionStage(nn.Module):
         return self.post(torch.addcmul(t, self.mask(x), t))  # (1 + M) * T in one kernel
 
 
-@register_model("ran1d")
-def ran1d(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    stem_channels: int = 4,
-    stage_channels: Sequence[int] = (4, 8, 16),
-    units_per_stage: int | Sequence[int] = 4,
-    kernel_size: int = 3,
-    stem_stride: int = 2,
-    stage_strides: int | Sequence[int] = (2, 2, 2),
-    mask_depths: Sequence[int] = (3, 2, 1),
-) -> ResidualNet1d:
-    """1D Residual Attention Network; needs ``units_per_stage >= 3`` (pre, >= 1 trunk, post)."""
-    skeleton = dict(locals())  # exactly the keyword arguments above
-    depths = list(skeleton.pop("mask_depths"))
+def _ran1d(skeleton: dict[str, Any], mask_depths: Sequence[int]) -> ResidualNet1d:
+    stage_channels = skeleton["stage_channels"]
+    units_per_stage, stage_strides = skeleton["units_per_stage"], skeleton["stage_strides"]
+    stem_stride = skeleton["stem_stride"]
+    depths = list(mask_depths)
     n = len(stage_channels)
     if len(depths) != n:
         raise ModelParamError(
@@ -92,3 +86,11 @@ def ran1d(
         return AttentionStage(in_ch, out_ch, s, num, k, depths[i])
 
     return residual_network("ran1d", stage=stage, min_length=min_length, **skeleton)
+
+
+ran1d = register_skeleton_model(
+    "ran1d",
+    _ran1d,
+    doc="1D Residual Attention Network; needs ``units_per_stage >= 3`` (pre, >= 1 trunk, post).",
+    mask_depths=(Sequence[int], (3, 2, 1)),
+)

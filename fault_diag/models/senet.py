@@ -12,7 +12,6 @@ branch, so the comparison is about the mechanism, not capacity.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -20,12 +19,12 @@ from torch import nn
 from fault_diag.models.backbone import (
     ResidualNet1d,
     check_positive,
+    register_skeleton_model,
     residual_network,
     sequential_stage,
 )
 from fault_diag.models.blocks import FELU, PreActResidualUnit, SqueezeExcite
 from fault_diag.models.errors import ModelParamError
-from fault_diag.models.registry import register_model
 
 
 def _se_network(
@@ -40,45 +39,25 @@ def _se_network(
     return residual_network(name, stage=sequential_stage(unit), **skeleton)
 
 
-@register_model("se_resnet1d")
-def se_resnet1d(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    stem_channels: int = 4,
-    stage_channels: Sequence[int] = (4, 8, 16),
-    units_per_stage: int | Sequence[int] = 4,
-    kernel_size: int = 3,
-    stem_stride: int = 2,
-    stage_strides: int | Sequence[int] = (2, 2, 2),
-    se_reduction: int = 1,
-) -> ResidualNet1d:
-    """SE-ResNet: the DRSN skeleton whose units re-weight the residual's channels (SE, ReLU)."""
-    skeleton = dict(locals())  # exactly the keyword arguments above
-    reduction = skeleton.pop("se_reduction")
-    return _se_network("se_resnet1d", reduction, None, skeleton)
-
-
-@register_model("se_felu_resnet1d")
-def se_felu_resnet1d(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    stem_channels: int = 4,
-    stage_channels: Sequence[int] = (4, 8, 16),
-    units_per_stage: int | Sequence[int] = 4,
-    kernel_size: int = 3,
-    stem_stride: int = 2,
-    stage_strides: int | Sequence[int] = (2, 2, 2),
-    se_reduction: int = 1,
-    felu_alpha: float = 0.1,
-) -> ResidualNet1d:
-    """SE-ResNet whose excitation activation is FELU (non-dying; see :class:`FELU`)."""
-    skeleton = dict(locals())  # exactly the keyword arguments above
-    reduction = skeleton.pop("se_reduction")
-    alpha = skeleton.pop("felu_alpha")
+def _se_felu(skeleton: dict[str, Any], se_reduction: int, felu_alpha: float) -> ResidualNet1d:
+    alpha = felu_alpha
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not alpha > 0:
         raise ModelParamError(
             f"se_felu_resnet1d: parameter 'felu_alpha' must be a positive number; got {alpha!r}"
         )
-    return _se_network("se_felu_resnet1d", reduction, float(alpha), skeleton)
+    return _se_network("se_felu_resnet1d", se_reduction, float(alpha), skeleton)
+
+
+se_resnet1d = register_skeleton_model(
+    "se_resnet1d",
+    lambda skeleton, se_reduction: _se_network("se_resnet1d", se_reduction, None, skeleton),
+    doc="SE-ResNet: the DRSN skeleton whose units re-weight the residual's channels (SE, ReLU).",
+    se_reduction=(int, 1),
+)
+se_felu_resnet1d = register_skeleton_model(
+    "se_felu_resnet1d",
+    _se_felu,
+    doc="SE-ResNet whose excitation activation is FELU (non-dying; see :class:`FELU`).",
+    se_reduction=(int, 1),
+    felu_alpha=(float, 0.1),
+)
