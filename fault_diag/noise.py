@@ -1,6 +1,6 @@
 """Noise at a controlled SNR: Gaussian, pink (1/f) and Laplacian, in torch, seeded, on any device.
 
-Definitions (DESIGN.md section 3)::
+Definitions (docs/design-notes.md section 3)::
 
     SNR_dB = 10 log10(P_signal / P_noise),   P = mean square over the window's samples
 
@@ -28,21 +28,21 @@ generator with :func:`noise_generator` from (config seed, kind, SNR, split) and 
 split in one call on the CPU (a CWRU test split is a few thousand windows), then keep or move the
 noisy copy. Training noise may be drawn per batch on the training device.
 
-Example (matched protocol, training loop)::
+Example: the generators ``fd-train`` uses (:mod:`fault_diag.training`), so this reproduces its
+draws::
 
-    cond = train_condition(cfg.noise)   # NoiseCondition(kind, snr_db); kind "none" when clean
-    # redraw_each_epoch=True: one generator per epoch, noise drawn per batch on the device
-    g = condition_generator(cfg.noise.seed, cond, "train", epoch=epoch, device=device)
-    for x_raw, y in loader:
-        noisy = add_noise(x_raw.to(device), cond.snr_db, cond.kind, generator=g)
-        logits = model(normalise(noisy))
-    # redraw_each_epoch=False: noise the whole training split once (epoch=None) before training,
-    # so each window keeps its noise whatever the shuffling.
+    # validation / test: the whole split at once, on the CPU, fixed by noise.seed
+    # (draw d > 0 of a condition appends "draw", d to the parts)
+    g = noise_generator(cfg.noise.seed, kind, float(snr_db), "test")
+    x_test_noisy = add_noise(x_test_raw, snr_db, kind, generator=g)
 
-    # validation / test: whole split at once, on the CPU, fixed by the seed
-    for cond in eval_conditions(cfg.noise):
-        g = condition_generator(cfg.noise.seed, cond, "test")
-        x_test_noisy = add_noise(x_test_raw, cond.snr_db, cond.kind, generator=g)
+    # training noise (TrainingNoise: matched or mixed), drawn per batch on the training device;
+    # redraw_each_epoch=true: one generator per epoch, seeded by (trainer.seed, epoch)
+    noise = TrainingNoise([kind], (snr_db, snr_db))
+    g = noise_generator(cfg.trainer.seed, "train", epoch, device=device)
+    noisy = noise.apply(x_batch, g)
+    # redraw_each_epoch=false: the training split noised once before training, each window keeps
+    # its noise whatever the shuffling: noise_generator(cfg.trainer.seed, "train-fixed")
 
 The config schema and protocol helpers live in :mod:`fault_diag.noise_config` (no torch import)
 and are re-exported here.
@@ -64,7 +64,6 @@ from fault_diag.noise_config import (
     CONFIG_KINDS,
     NOISE_KINDS,
     PROTOCOLS,
-    NoiseCondition,
     NoiseConfig,
     NoiseConfigError,
     NoiseError,
@@ -78,7 +77,6 @@ __all__ = [
     "CONFIG_KINDS",
     "NOISE_KINDS",
     "PROTOCOLS",
-    "NoiseCondition",
     "NoiseConfig",
     "NoiseConfigError",
     "NoiseError",
@@ -86,7 +84,6 @@ __all__ = [
     "add_noise_np",
     "band_limit_noise",
     "check_band",
-    "condition_generator",
     "derive_seed",
     "eval_conditions",
     "grid_conditions",
@@ -587,25 +584,6 @@ def noise_generator(
     gen = torch.Generator(device=torch.device(device) if device is not None else "cpu")
     gen.manual_seed(derive_seed(seed, *parts))
     return gen
-
-
-def condition_generator(
-    seed: int,
-    condition: NoiseCondition,
-    split: str,
-    *,
-    epoch: int | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Generator:
-    """Generator for one split under one :class:`NoiseCondition` (and epoch, for redrawn training noise).
-
-    ``epoch=None`` gives the fixed draw (validation, test, and training with
-    ``redraw_each_epoch=False``); an integer epoch gives that epoch's fresh training draw.
-    """
-    parts: list[object] = [split, condition.kind, condition.snr_db]
-    if epoch is not None:
-        parts += ["epoch", int(epoch)]
-    return noise_generator(seed, *parts, device=device)
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,13 +14,11 @@ from scipy.stats import kurtosis
 
 from fault_diag.noise import (
     NOISE_KINDS,
-    NoiseCondition,
     NoiseConfig,
     NoiseConfigError,
     NoiseError,
     add_noise,
     add_noise_np,
-    condition_generator,
     derive_seed,
     eval_conditions,
     grid_conditions,
@@ -31,6 +29,7 @@ from fault_diag.noise import (
     train_condition,
     validate_noise_config,
 )
+from fault_diag.noise_config import NoiseCondition
 
 CONF_NOISE = Path(__file__).resolve().parents[1] / "conf" / "noise"
 FS_HZ = 12_000.0
@@ -268,18 +267,15 @@ def test_derived_seed_is_pinned() -> None:
     assert 0 <= derive_seed(0) < 2**63
 
 
-def test_condition_generator_epochs() -> None:
-    cond = NoiseCondition("gaussian", 0.0)
+def test_training_noise_generators_per_epoch() -> None:
+    """fd-train's training-noise generators: (seed, "train", epoch) redrawn, "train-fixed" once."""
 
-    def draw(**kw: object) -> torch.Tensor:
-        return make_noise(
-            "gaussian", (4, 1, 32), generator=condition_generator(1, cond, "train", **kw)
-        )
+    def draw(*parts: object) -> torch.Tensor:
+        return make_noise("gaussian", (4, 1, 32), generator=noise_generator(1, *parts))
 
-    assert torch.equal(draw(), draw())
-    assert torch.equal(draw(epoch=3), draw(epoch=3))
-    assert not torch.allclose(draw(epoch=3), draw(epoch=4))
-    assert not torch.allclose(draw(), draw(epoch=0))
+    assert torch.equal(draw("train", 3), draw("train", 3))
+    assert not torch.allclose(draw("train", 3), draw("train", 4))
+    assert not torch.allclose(draw("train-fixed"), draw("train", 0))
 
 
 def test_add_noise_np_single_recording() -> None:
