@@ -9,8 +9,11 @@ re-estimated on the unlabelled windows of that condition). The MLflow metric of 
     test/<metric>/<kind>/<snr>dB          at one grid point (MLflow forbids '@' in names)
     ... + "/adabn"                        the same after AdaBN
 
-with ``<metric>`` one of :data:`CONDITION_METRICS`. This module imports nothing heavy, so the
-report can parse names without torch.
+with ``<metric>`` one of :data:`CONDITION_METRICS`. A DRSN run also logs its learned thresholds as
+``threshold/<unit>`` (:func:`threshold_metric_name`), ``<unit>`` being a key of
+:func:`fault_diag.models.threshold_summary` (``stage2``, ``all``) or a unit's module name
+(:func:`stage_of` gives the ``stageN`` either lies in). This module
+imports nothing heavy, so the report can parse names without torch.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ _NAME = re.compile(
     r"(?:/(?P<clean>clean)|/(?P<kind>[a-z_]+)/(?P<snr>-?\d+(?:\.\d+)?)dB)?"
     r"(?:/(?P<variant>" + ADABN + r"))?$"
 )
+
+_THRESHOLD_PREFIX = "threshold/"
+_STAGE = re.compile(r"(stage\d+)")
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,32 @@ def recall_metric_name(class_name: str) -> str:
     return "test/recall/" + re.sub(r"[^A-Za-z0-9_\-. :/]", "_", class_name)
 
 
+def threshold_metric_name(unit: str) -> str:
+    """``threshold/<unit>``: the mean learned threshold of one shrinkage unit (module name)."""
+    return _THRESHOLD_PREFIX + unit
+
+
+def parse_threshold_metric_name(name: str) -> str | None:
+    """The unit of a :func:`threshold_metric_name`, or None for any other name."""
+    if name.startswith(_THRESHOLD_PREFIX) and len(name) > len(_THRESHOLD_PREFIX):
+        return name[len(_THRESHOLD_PREFIX) :]
+    return None
+
+
+def stage_of(unit: str) -> str | None:
+    """The ``stageN`` a module name lies in (``stages.stage2.unit1.transform`` -> ``stage2``)."""
+    match = _STAGE.search(unit)
+    return match.group(1) if match else None
+
+
 #: Artifact with per-window scores of every evaluated condition (for window-level bootstrap).
+def curve_metric_name(metric: str, kind: str, *, adabn: bool = False) -> str:
+    """The dashboard curve of ``metric`` against SNR for one noise kind, logged with the SNR in dB
+    as its step: ``curve/bal_acc/gaussian`` (``curve/bal_acc/gaussian/adabn``). Not parsed by
+    :func:`parse_metric_name`: the grid's own metrics stay the record."""
+    return f"curve/{metric}/{kind}" + (f"/{ADABN}" if adabn else "")
+
+
 WINDOW_SCORES_ARTIFACT = "window_scores.npz"
 
 __all__ = [
@@ -109,5 +140,8 @@ __all__ = [
     "condition_suffix",
     "metric_name",
     "parse_metric_name",
+    "parse_threshold_metric_name",
     "recall_metric_name",
+    "stage_of",
+    "threshold_metric_name",
 ]

@@ -7,13 +7,13 @@ speed is unaffected.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
+from fault_diag.metric_names import stage_of
 from fault_diag.models.blocks import Shrinkage
 
 __all__ = ["capture_thresholds", "shrinkage_units", "threshold_summary"]
@@ -73,9 +73,6 @@ def capture_thresholds(
             handle.remove()
 
 
-_STAGE = re.compile(r"(stage\d+)")
-
-
 def threshold_summary(thresholds: dict[str, torch.Tensor]) -> dict[str, float]:
     """Mean threshold per stage (over its units, samples and channels), keyed ``"stage1"`` ...
 
@@ -85,8 +82,7 @@ def threshold_summary(thresholds: dict[str, torch.Tensor]) -> dict[str, float]:
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     for name, tau in thresholds.items():
-        match = _STAGE.search(name)
-        group = match.group(1) if match else "other"
+        group = stage_of(name) or "other"
         for key in (group, "all"):
             sums[key] = sums.get(key, 0.0) + float(tau.double().sum())
             counts[key] = counts.get(key, 0) + tau.numel()
