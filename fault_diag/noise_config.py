@@ -4,7 +4,7 @@ of (kind, SNR) conditions a run trains and is tested under.
 This module does not import torch, so configs can be registered and validated cheaply. The noise
 functions themselves are in :mod:`fault_diag.noise`, which re-exports everything here.
 
-Two protocols (DESIGN.md section 3), always recorded with the result:
+Two protocols (docs/design-notes.md section 3), always recorded with the result:
 
 ``matched``
     Train and test at the same ``kind`` and ``snr_db`` (the DRSN paper's protocol, Zhao et al.,

@@ -1,6 +1,6 @@
 """Per-window normalisation, kept as a module so that it travels inside exported graphs.
 
-Noise is added to the raw signal first (DESIGN.md section 3); the network then sees each window
+Noise is added to the raw signal first (docs/design-notes.md section 3); the network then sees each window
 standardised on its own (zero mean, unit variance per window and channel), which also removes the DC
 offset of the CWRU drive-end channel (about +0.003 to +0.03 g).
 """
