@@ -19,12 +19,12 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from fault_diag.io import atomic_write_text
 from fault_diag.noise import NOISE_KINDS, add_noise, make_noise, noise_generator
 
 
@@ -157,16 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": rows,
         }
         out = args.json
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(report, fh, indent=2)
-                fh.write("\n")
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
         print(f"wrote {out}")
     return 0
 

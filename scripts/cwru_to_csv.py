@@ -16,15 +16,14 @@ folder, downloading it when missing) and writes PATH under ``--out``. Files are 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from fault_diag.data import DataError, fetch_file, file_info, read_mat
+from fault_diag.io import atomic_write
 
 COLUMNS = {"DE": "de_g", "FE": "fe_g"}
 
@@ -59,19 +58,14 @@ def convert(number: int, target: Path) -> tuple[int, int, list[str]]:
                 raise
     n = min(v.size for v in columns.values())  # channels of one file have the same length
     table = np.column_stack([v[:n] for v in columns.values()])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            # 8 significant digits keep the .mat doubles' information (the sensor gives ~5).
-            np.savetxt(fh, table, fmt="%.8g", delimiter=",", header=",".join(columns), comments="")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the CSV the usual permissions
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # 8 significant digits keep the .mat doubles' information (the sensor gives ~5).
+    atomic_write(
+        target,
+        lambda fh: np.savetxt(
+            fh, table, fmt="%.8g", delimiter=",", header=",".join(columns), comments=""
+        ),
+        binary=False,
+    )
     return n, int(file_info(number)["sampling_rate_hz"]), list(columns)
 
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from fault_diag.io import atomic_write_bytes
 
 OFFICIAL_URL = "https://engineering.case.edu/sites/default/files/{n}.mat"
 
@@ -211,11 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, prefix=".catalogue-", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        fh.write(buf.getvalue())
-    os.replace(tmp, args.out)
+    atomic_write_bytes(args.out, buf.getvalue().encode("utf-8"))
     print(f"wrote {args.out}: {len(rows)} files, {n_hashed} with a sha256", file=sys.stderr)
     return 0
 
