@@ -36,7 +36,7 @@ import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,8 @@ from fault_diag.metric_names import (
     WINDOW_SCORES_ARTIFACT,
     condition_suffix,
     parse_metric_name,
+    parse_threshold_metric_name,
+    stage_of,
 )
 from fault_diag.stats import (
     DEFAULT_N_BOOT,
@@ -64,8 +66,6 @@ from fault_diag.stats import (
 
 log = logging.getLogger(__name__)
 
-THRESHOLD_METRIC = re.compile(r"^threshold/(?P<unit>.+)$")
-STAGE = re.compile(r"(stage\d+)")
 TIDY_COLUMNS = [
     "run_id",
     "model",
@@ -660,10 +660,9 @@ def threshold_table(runs: list[Any]) -> pd.DataFrame:
     for run in runs:
         per_stage: dict[str, list[float]] = {}
         for name, value in run.data.metrics.items():
-            m = THRESHOLD_METRIC.match(name)
-            if m:
-                s = STAGE.search(m["unit"])
-                per_stage.setdefault(s.group(1) if s else m["unit"], []).append(value)
+            unit = parse_threshold_metric_name(name)
+            if unit is not None:
+                per_stage.setdefault(stage_of(unit) or unit, []).append(value)
         tags = run.data.tags
         for stage, values in per_stage.items():
             rows.append(
@@ -718,6 +717,43 @@ def headline_rows(table: pd.DataFrame) -> pd.DataFrame:
     grid_protocol = table["protocol"].isin(GRID_PROTOCOLS)
     matched = ~grid_protocol & (table["row"] == "test")
     return table[matched | (grid_protocol & table["row"].isin(["test", "grid"]))]
+
+
+def matched_grid_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """A matched run's test grid: the model trained at one condition, tested at every grid point
+    (its own condition among them). Data the accuracy-vs-SNR curve does not show (it takes each
+    matched run at its training condition only)."""
+    return table[(table["protocol"] == "matched") & (table["row"] == "grid")]
+
+
+def grid_pivot_markdown(summary: pd.DataFrame, variant: str = PLAIN) -> str:
+    """Matched runs on their test grid: a ``mean [low, high]`` (%) row per model, training
+    condition and test noise, a column per test SNR; the training condition itself in bold.
+    Empty when no matched run logged a grid."""
+    rows = matched_grid_rows(summary[summary["variant"] == variant])
+    if rows.empty:
+        return ""
+    mixed_metrics = rows["score_metric"].nunique() > 1
+    several_setups = rows["data_setup"].nunique() > 1
+    snrs = sorted(rows["test_snr_db"].unique())
+    header = (["data"] if several_setups else []) + ["model", "trained on", "test noise"]
+    header += [f"{s:g} dB" for s in snrs]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    keys = ["data_setup", "model", "noise", "snr_db", "test_noise"]
+    for (setup, model, noise, snr, test_noise), group in rows.groupby(keys, sort=True):
+        cells = {}
+        for r in group.itertuples():
+            mark = " †" if mixed_metrics and r.score_metric == "acc" else ""
+            text = _fmt_interval(r.score_mean, r.score_low, r.score_high, mark)
+            own = r.test_noise == noise and r.test_snr_db == snr
+            cells[r.test_snr_db] = f"**{text}**" if own and text else text
+        line = ([str(setup)] if several_setups else []) + [
+            str(model),
+            f"{noise} {snr:g} dB",
+            str(test_noise),
+        ]
+        lines.append("| " + " | ".join(line + [cells.get(s, "") for s in snrs]) + " |")
+    return "\n".join(lines)
 
 
 def resolve_baseline(table: pd.DataFrame, baseline: str | None) -> str | None:
@@ -968,7 +1004,8 @@ def plot_accuracy_vs_snr(summary: pd.DataFrame, path: Path, title: str) -> dict[
         len(rows),
         len(noises),
         figsize=(max(6.0, 4.4 * len(noises)), 3.4 * len(rows) + 1.0),
-        sharex=True,
+        # an x range per row: matched runs at -8..0 dB are not squeezed into the grid's -10..+10
+        sharex="row",
         sharey=True,
         squeeze=False,
     )
@@ -1066,7 +1103,7 @@ def plot_thresholds_vs_snr(
         return panels
     noises = _ordered_noises(data["noise"])
     fig, axes = plt.subplots(
-        1, len(noises), figsize=(max(5.5, 4.2 * len(noises)), 3.8), dpi=90, squeeze=False
+        1, len(noises), figsize=(max(5.5, 4.2 * len(noises)), 3.8), squeeze=False
     )
     styles = ["-", "--", ":", "-."]
     models = sorted(data["model"].unique())
@@ -1095,15 +1132,154 @@ def plot_thresholds_vs_snr(
                 panels.setdefault(noise, []).append(f"{model} {stage}")
                 ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15, lw=0)
         ax.set_title(f"{noise} noise", fontsize=10)
-        ax.set_xlabel("training SNR (dB)")
+        ax.set_xlabel("training SNR (dB)", fontsize=9)
+        ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("mean learned soft threshold τ")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][0].set_ylabel("mean learned soft threshold τ", fontsize=9)
+    # outside the data: to the right of the last panel, one entry per model and stage
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    fig.legend(
+        handles,
+        labels,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=8,
+        frameon=False,
+        title="model, stage (band: ±1 std over seeds)",
+        title_fontsize=8,
+    )
     fig.suptitle(f"{title}: learned DRSN thresholds on the test windows", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    _save_figure(fig, path, bbox_inches="tight")
     plt.close(fig)
     return panels
+
+
+def _save_figure(fig: Any, path: Path, **kwargs: Any) -> None:
+    """``path`` as a 200 dpi PNG and the same figure as SVG next to it (no creation date in the
+    SVG, fixed ids: a regenerated report is byte-identical)."""
+    fig.savefig(path, dpi=200, **kwargs)
+    fig.savefig(path.with_suffix(".svg"), metadata={"Date": None}, **kwargs)
+
+
+def plot_matched_grid(summary: pd.DataFrame, path: Path, title: str) -> dict[str, list[str]]:
+    """Matched runs on their whole test grid (plain variant): a row of panels per model, a panel
+    per test noise; one line per training condition (colour: training SNR, line style: training
+    noise), its own training condition marked with a black-edged point. Line = mean over seeds,
+    band = 95 % bootstrap interval.
+
+    Writes ``path`` (PNG, 200 dpi) and an SVG next to it. Returns ``{panel title: [line labels]}``
+    (empty when no matched run logged a grid).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "fault-diag"
+    import matplotlib.pyplot as plt
+
+    grid = matched_grid_rows(summary[summary["variant"] == PLAIN])
+    panels: dict[str, list[str]] = {}
+    if grid.empty:
+        return panels
+    models = sorted(str(m) for m in pd.unique(grid["model"]))
+    noises = _ordered_noises(grid["test_noise"])
+    several_setups = grid["data_setup"].nunique() > 1
+    trained = (
+        grid[["noise", "snr_db"]]
+        .drop_duplicates()
+        .assign(rank=lambda d: d["noise"].map(lambda n: _ordered_noises(grid["noise"]).index(n)))
+        .sort_values(["rank", "snr_db"])
+    )
+    train_snrs = sorted(float(v) for v in trained["snr_db"].unique())
+    cmap = plt.get_cmap("viridis")
+    colour = {v: cmap(0.85 * i / max(1, len(train_snrs) - 1)) for i, v in enumerate(train_snrs)}
+    styles = {
+        n: ls
+        for n, ls in zip(_ordered_noises(grid["noise"]), ["-", "--", ":", "-."] * 4, strict=False)
+    }
+    setup_markers = {
+        str(name): m
+        for name, m in zip(
+            sorted(str(v) for v in pd.unique(grid["data_setup"])), "osD^v<>" * 4, strict=False
+        )
+    }
+    fig, axes = plt.subplots(
+        len(models),
+        len(noises),
+        figsize=(3.6 * len(noises) + 2.6, 2.9 * len(models) + 0.9),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    handles: dict[str, Any] = {}
+    ylabel = f"{score_label(grid).split(' (')[0]} (%)"
+    for ax_row, model in zip(axes, models, strict=True):
+        for ax, test_noise in zip(ax_row, noises, strict=True):
+            name = f"{model}: {test_noise} test noise"
+            sub = grid[(grid["model"] == model) & (grid["test_noise"] == test_noise)]
+            for (setup, noise, snr), group in sub.groupby(
+                ["data_setup", "noise", "snr_db"], sort=True
+            ):
+                group = group.sort_values("test_snr_db")
+                x = group["test_snr_db"].to_numpy(float)
+                mean = 100 * group["score_mean"].to_numpy(float)
+                low = 100 * group["score_low"].to_numpy(float)
+                high = 100 * group["score_high"].to_numpy(float)
+                c = colour[float(snr)]
+                label = f"trained on {noise} {snr:g} dB" + (f" [{setup}]" if several_setups else "")
+                (line,) = ax.plot(
+                    x,
+                    mean,
+                    color=c,
+                    ls=styles[str(noise)],
+                    marker=setup_markers[str(setup)],
+                    ms=3,
+                    lw=1.3,
+                )
+                band = ~(np.isnan(low) | np.isnan(high))
+                if len(x) > 1 and band.any():
+                    ax.fill_between(x[band], low[band], high[band], color=c, alpha=0.15, lw=0)
+                own = (x == float(snr)) & (test_noise == noise)
+                if own.any():
+                    ax.plot(x[own], mean[own], "o", ms=7, mfc=c, mec="black", mew=1.2)
+                n = int(group["n_seeds"].max())
+                panels.setdefault(name, []).append(f"{label}, n={n}")
+                handles.setdefault(label, line)
+            if sub.empty:
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(name, fontsize=10)
+            ax.set_ylim(-2, 102)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=9, labelbottom=True, labelleft=True)
+            ax.set_xlabel("test SNR (dB)", fontsize=9)
+        ax_row[0].set_ylabel(ylabel, fontsize=9)
+    from matplotlib.lines import Line2D
+
+    handles["its training condition"] = Line2D(
+        [], [], ls="", marker="o", ms=7, mfc="white", mec="black", mew=1.2
+    )
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=9,
+        frameon=False,
+    )
+    fig.suptitle(
+        f"{title}: matched models on the whole test grid\n"
+        "(line: mean over seeds; band: 95 % bootstrap interval)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    _save_figure(fig, path, bbox_inches="tight")
+    plt.close(fig)
+    return {name: sorted(labels) for name, labels in panels.items()}
 
 
 @dataclass
@@ -1133,18 +1309,23 @@ def write_report(
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     windows: Mapping[str, WindowScores] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ReportResult:
     """Write the tables, Markdown and figures for ``selection`` into ``out_dir`` (atomically).
 
     ``baseline``: see :func:`resolve_baseline`; ``n_boot``/``seed``: bootstrap replicates and seed;
-    ``windows``: the runs' window scores (default: read from the store).
+    ``windows``: the runs' window scores (default: read from the store); ``progress``: called with
+    a short line at each stage (``fd-report`` prints them on stderr).
     """
+    say = progress or (lambda _line: None)
     table_plain = tidy_table(selection.runs)
     base_name = resolve_baseline(table_plain, baseline)  # a bad name fails before any download
     if windows is None:
+        say(f"reading the window scores of {len(selection.runs)} runs")
         windows = load_window_scores(selection)
     table = tidy_table(selection.runs, windows)
     notes: list[str] = []
+    say(f"bootstrap intervals ({n_boot} replicates) and paired comparisons")
     summary = summary_table(table, windows, n_boot=n_boot, seed=seed, notes=notes)
     comparisons = (
         comparison_table(table, base_name, n_boot=n_boot, seed=seed)
@@ -1161,9 +1342,13 @@ def write_report(
         if base_name is not None:
             comparisons.to_csv(tmp / "comparisons.csv", index=False)
         figures: dict[str, dict[str, list[str]]] = {}
+        say(f"figures and report.md in {out_dir}")
         panels = plot_accuracy_vs_snr(summary, tmp / "accuracy_vs_snr.png", selection.title)
         if panels:
             figures["accuracy_vs_snr.png"] = panels
+        panels = plot_matched_grid(summary, tmp / "matched_grid_vs_snr.png", selection.title)
+        if panels:
+            figures["matched_grid_vs_snr.png"] = panels
         if not thresholds.empty:
             thresholds.to_csv(tmp / "thresholds.csv", index=False)
             panels = plot_thresholds_vs_snr(
@@ -1260,6 +1445,19 @@ def _markdown(
             "",
         ]
     for variant, name in ((PLAIN, "plain"), (ADABN, "AdaBN")):
+        grid = grid_pivot_markdown(summary, variant)
+        if not grid:
+            continue
+        parts += [
+            f"## Matched runs on their test grid ({name})",
+            "",
+            "Each matched job is tested on the whole grid, not only at its training condition (in "
+            "bold): how a model trained at one noise level does at the others.",
+            "",
+            grid,
+            "",
+        ]
+    for variant, name in ((PLAIN, "plain"), (ADABN, "AdaBN")):
         rows = summary[(summary["variant"] == variant) & summary["healthy_share_mean"].notna()]
         if rows.empty:
             continue
@@ -1331,8 +1529,12 @@ def build_report(
     baseline: str | None = "auto",
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> ReportResult:
-    """``fd-report``: select runs, write the report folder, log it to the sweep's parent run."""
+    """``fd-report``: select runs, write the report folder, log it to the sweep's parent run.
+    ``progress``: called with a short line at each stage."""
+    say = progress or (lambda _line: None)
+    say("selecting the runs" + (f" of sweep {sweep}" if sweep else f" of {experiment}"))
     selection = select_runs(
         sweep=sweep,
         experiment=experiment,
@@ -1346,8 +1548,10 @@ def build_report(
         baseline=baseline,
         n_boot=n_boot,
         seed=seed,
+        progress=progress,
     )
     if log_to_parent and selection.parent_run_id:
+        say("logging the report under report/ of the sweep's parent run")
         log_report(result, selection.parent_run_id)
     return result
 
@@ -1383,11 +1587,14 @@ __all__ = [
     "comparisons_markdown",
     "curve_rows",
     "default_out_dir",
+    "grid_pivot_markdown",
     "headline_rows",
     "load_window_scores",
     "log_report",
+    "matched_grid_rows",
     "pivot_markdown",
     "plot_accuracy_vs_snr",
+    "plot_matched_grid",
     "plot_thresholds_vs_snr",
     "read_window_scores",
     "resolve_baseline",

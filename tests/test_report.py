@@ -708,6 +708,42 @@ def test_new_metrics_pivots_and_figure(new_report) -> None:
     assert "balanced accuracy" in svg and "<dc:date>" not in svg
 
 
+def test_matched_grid_is_kept(store, tmp_path: Path) -> None:
+    """Issue 17, item 7: every matched job's grid points are in the report (a table and a figure),
+    not only its training condition."""
+    out = tmp_path / "report"
+    result = build_report(sweep=SWEEP, out_dir=out, log_to_parent=False)
+    md = (out / "report.md").read_text()
+    assert "## Matched runs on their test grid (plain)" in md
+    section = md.split("## Matched runs on their test grid (plain)")[1].split("\n## ")[0]
+    # one line per model, training condition and test noise; the grid point gaussian/0dB
+    lines = [line for line in section.splitlines() if line.startswith("| drsn_cw")]
+    assert len(lines) == 4, section  # drsn_cw: 2 training noises x 2 training SNRs
+    assert "| drsn_cw | pink 4 dB | gaussian | 50.0 [50.0, 50.0] |" in lines
+    assert "**" not in section  # no run was trained at the grid point (bold marks its own)
+    panels = result.figures["matched_grid_vs_snr.png"]
+    assert set(panels) == {"drsn_cw: gaussian test noise", "resnet1d: gaussian test noise"}
+    assert "trained on pink 4 dB, n=2" in panels["drsn_cw: gaussian test noise"]
+    for name in ("matched_grid_vs_snr", "thresholds_vs_snr"):
+        assert (out / f"{name}.svg").read_text().startswith("<?xml")
+        from PIL import Image
+
+        with Image.open(out / f"{name}.png") as img:
+            assert img.info["dpi"] == pytest.approx((200, 200), abs=0.1)
+
+
+def test_progress_lines_on_stderr_and_the_next_command(store, tmp_path: Path, capsys) -> None:
+    from fault_diag.cli.report import main
+
+    assert main(["--sweep", SWEEP, "--out", str(tmp_path / "r"), "--no-log"]) == 0
+    captured = capsys.readouterr()
+    assert "fd-report: selecting the runs of sweep" in captured.err
+    assert "fd-report: figures and report.md in" in captured.err
+    assert captured.out.rstrip().splitlines()[-1].startswith("next: read ")
+    assert main(["--sweep", SWEEP, "--out", str(tmp_path / "r"), "--no-log", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_baseline_errors_and_none(store, tmp_path: Path, capsys) -> None:
     from fault_diag.cli.report import main
 

@@ -3,11 +3,11 @@
     fd-report --sweep SWEEP_ID|SWEEP_DIR|latest [--filter "tags.model = 'drsn_cw'"] [--out DIR]
     fd-report --experiment NAME [--filter ...] [--out DIR]
               [--baseline MODEL|none] [--seed N] [--n-boot B]
-              [--tracking-uri URI] [--no-log] [--include-unfinished] [--json]
+              [--tracking-uri URI] [--no-log] [--include-unfinished] [--json] [-q]
 
 Writes runs.csv (tidy), summary.csv (per cell, with 95 % bootstrap intervals), comparisons.csv
-(paired tests against the baseline), report.md, accuracy_vs_snr.png/.svg (and thresholds_vs_snr.png
-for DRSN models) to DIR (default <root>/outputs/reports/<sweep id>) and logs them under ``report/``
+(paired tests against the baseline), report.md, accuracy_vs_snr.png/.svg, matched_grid_vs_snr.png/.svg
+(matched runs on their whole test grid) and thresholds_vs_snr.png/.svg (DRSN models) to DIR (default <root>/outputs/reports/<sweep id>) and logs them under ``report/``
 of the sweep's parent run. See docs/report.md.
 
 Exit codes: 0 ok; 1 the machine failed (full disk); 2 nothing to report / bad arguments / no or
@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 
 from fault_diag.cli.errors import add_debug_argument, debug_requested, run_cli
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     add_debug_argument(p)
     return p
 
@@ -100,6 +102,12 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.n_boot < 1:
         raise ReportError(f"--n-boot must be positive, got {args.n_boot}")
+    started = time.monotonic()
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            print(f"fd-report: {line} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
+
     # ReportError, MlflowException for a malformed filter: one line, exit 2 (run_cli)
     result = build_report(
         sweep=args.sweep,
@@ -112,6 +120,7 @@ def _report(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         n_boot=args.n_boot,
         seed=args.seed,
+        progress=progress,
     )
     if args.json:
         print(json.dumps(result_json(result), indent=2))
@@ -127,6 +136,10 @@ def _report(args: argparse.Namespace) -> int:
     print(f"report: {result.out_dir} ({', '.join(p.name for p in result.files)})")
     if result.logged_to:
         print(f"logged under report/ of the sweep's parent run {result.logged_to}")
+    print(
+        f"next: read {result.out_dir / 'report.md'}; export a model with fd-export <run id or run "
+        "folder> --out bundle (run ids: runs.csv), then fd-predict bundle <recording>"
+    )
     return 0
 
 
