@@ -56,8 +56,8 @@ class TrainerConfig:
     select: str = "val_loss"
     resume: bool = True  # continue from <output_dir>/checkpoints/last.pt when it exists
     deterministic: bool = True
-    # The fast path (fault_diag.training.fast): whole-epoch inputs on the device, one fused step,
-    # torch.compile. Eager (false) is the reference; see docs/benchmarks.md for when it pays.
+    # torch.compile of the training step (fault_diag.training.engine); eager (false) is the
+    # reference, and docs/benchmarks.md says when compiling pays.
     # compile_mode: auto | default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
     compile: bool = False
     compile_mode: str = "auto"
@@ -76,7 +76,7 @@ class EvalConfig:
 class TrackingConfig:
     """Where runs are recorded. ``backend: none`` trains without MLflow."""
 
-    backend: str = "mlflow"  # mlflow | none
+    backend: str = "mlflow"  # mlflow | none | package.module:Class (fault_diag.tracker)
     tracking_uri: Optional[str] = (
         None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<root>/mlflow.db
     )
@@ -107,6 +107,12 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
+#: Accepted values of ``trainer.compile_mode``; ``auto`` is resolved by
+#: :func:`fault_diag.training.engine.resolve_compile_mode`.
+COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: Accepted values of ``trainer.select`` (fault_diag.training.selection).
+SELECT_RULES: tuple[str, ...] = ("val_loss", "val_acc", "last")
+
 _REGISTERED = False
 
 
@@ -128,6 +134,26 @@ def register_configs() -> None:
     _REGISTERED = True
 
 
+def as_config(cfg: DictConfig | Config) -> Config:
+    """The typed :class:`Config` of a composed Hydra config (itself when already typed).
+
+    Called once, at an entry point (``fd-train``'s job, ``fd-sweep``, :func:`train` called from a
+    notebook), so that everything below takes typed objects. A ``paths.output_dir`` that can only
+    be resolved inside a Hydra job (``${hydra:runtime.output_dir}``) becomes ``""`` elsewhere.
+    """
+    if isinstance(cfg, Config):
+        return cfg
+    register_configs()
+    if "hydra" in cfg:  # the whole Hydra config (a callback's): the job's part only
+        cfg = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
+    node = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+    if OmegaConf.select(node, "paths.output_dir", throw_on_resolution_failure=False) is None:
+        node.paths.output_dir = ""
+    typed = OmegaConf.to_object(node)
+    assert isinstance(typed, Config)
+    return typed
+
+
 class ConfigError(ValueError):
     """A configuration value that the schema's types cannot rule out is wrong."""
 
@@ -146,11 +172,7 @@ def validate_config(cfg: DictConfig | Config) -> None:
     validate_noise_config(cfg.noise)
     t = cfg.trainer
     _choice("trainer.optimizer", t.optimizer, ("sgd", "adam"))
-    from fault_diag.training.selection import SELECT_RULES
-
     _choice("trainer.select", t.select, SELECT_RULES)
-    from fault_diag.training.fast import COMPILE_MODES
-
     _choice("trainer.compile_mode", t.compile_mode, COMPILE_MODES)
     if t.epochs < 1:
         raise ConfigError(f"trainer.epochs={t.epochs} must be >= 1")
@@ -164,4 +186,9 @@ def validate_config(cfg: DictConfig | Config) -> None:
         )
     if not (t.device == "auto" or t.device == "cpu" or str(t.device).startswith("cuda")):
         raise ConfigError(f"trainer.device={t.device!r} must be auto, cpu, cuda or cuda:N")
-    _choice("tracking.backend", cfg.tracking.backend, ("mlflow", "none"))
+    from fault_diag.tracker import TrackerConfigError, get_backend
+
+    try:
+        get_backend(cfg.tracking.backend)
+    except TrackerConfigError as exc:
+        raise ConfigError(str(exc)) from None

@@ -1,6 +1,6 @@
 """MLflow tracking: the store, experiments, sweep parent runs, and what each training run records.
 
-Facts this module is built around (DESIGN.md section 5, checked with mlflow 3.17):
+Facts this module is built around (docs/design-notes.md section 5, checked with mlflow 3.17):
 
 - The default store is ``sqlite:///<project root>/mlflow.db`` with an absolute path (a relative URI
   would follow the working directory; ``./mlruns`` file stores raise in 3.17). ``MLFLOW_TRACKING_URI``
@@ -35,18 +35,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from fault_diag.paths import project_root
+from fault_diag.tracker import SweepCallback
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from fault_diag.config import TrackingConfig
+
 log = logging.getLogger(__name__)
 
 PARENT_RUN_FILE = "mlflow_parent_run.json"
-# Config keys that are machine-specific and would make runs look different across machines.
-_DROP_PARAM_PREFIXES = ("paths.", "data.root", "data.manifest", "tracking.tracking_uri")
 
 
 class TrackingError(RuntimeError):
@@ -363,41 +362,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def flatten_params(cfg: DictConfig) -> dict[str, str]:
-    """The resolved config as flat ``a.b.c`` params, without machine paths (MLflow caps 6000 chars)."""
-    plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    out: dict[str, str] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(f"{prefix}{key}.", value)
-            return
-        key = prefix[:-1]
-        if key.startswith(_DROP_PARAM_PREFIXES):
-            return
-        out[key] = json.dumps(node) if isinstance(node, list) else str(node)
-
-    walk("", plain)
-    return out
-
-
-def default_run_name(cfg: DictConfig) -> str:
-    """A readable run name: model, noise condition, protocol and seed (``drsn_cw-gaussian@0dB-s0``)."""
-    nz = cfg.noise
-    if nz.protocol == "mixed":
-        low, high = (float(v) for v in nz.train_snr_db_range)
-        cond = f"{low:g}..{high:g}dB"
-    else:
-        cond = (
-            "clean"
-            if nz.kind == "none" or nz.snr_db is None
-            else f"{nz.kind}@{float(nz.snr_db):g}dB"
-        )
-    proto = "" if nz.protocol == "matched" else f"-{nz.protocol}"
-    return f"{cfg.model.name}-{cond}{proto}-s{cfg.trainer.seed}"
-
-
 def read_parent_run(sweep_dir: Path) -> dict[str, str] | None:
     """The parent-run record written by :class:`MlflowSweepCallback` in ``sweep_dir``, if any."""
     path = sweep_dir / PARENT_RUN_FILE
@@ -414,17 +378,17 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def create_sweep_parent(
-    cfg: DictConfig, *, sweep_id: str, sweep_dir: Path, overrides: list[str]
+    tracking: TrackingConfig, *, sweep_id: str, sweep_dir: Path, overrides: list[str]
 ) -> dict[str, str]:
     """Create a sweep's parent run (tag ``fd.role=sweep``) and record it in ``sweep_dir``.
 
     Returns the record (run id, experiment id, sweep id, tracking URI) that child runs pass to
     :class:`MlflowRun` as ``parent``; it is also written to ``<sweep_dir>/mlflow_parent_run.json``.
     """
-    uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
+    uri = resolve_tracking_uri(tracking.tracking_uri)
     check_store_writable(uri)
     client = get_client(uri)
-    exp_id = get_or_create_experiment(client, cfg.tracking.experiment)
+    exp_id = get_or_create_experiment(client, tracking.experiment)
     run = client.create_run(
         exp_id,
         run_name=f"sweep-{sweep_id}",
@@ -459,36 +423,9 @@ def finish_sweep_parent(record: dict[str, str]) -> None:
     client.set_terminated(record["run_id"], status="FAILED" if failed else "FINISHED")
 
 
-try:
-    from hydra.experimental.callback import Callback as _HydraCallback
-except ImportError:  # pragma: no cover - hydra is a hard dependency
-    _HydraCallback = object  # type: ignore[assignment,misc]
-
-
-class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
-    """Hydra callback: before a multirun's jobs start, create the store and the sweep's parent run.
-
-    The parent run id goes to ``<sweep dir>/mlflow_parent_run.json``; every job of the sweep reads it
-    and logs as a child run. Single runs are untouched.
-    """
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if config.tracking.backend != "mlflow":
-            return
-        sweep_dir = Path(config.hydra.sweep.dir)
-        create_sweep_parent(
-            config,
-            sweep_id=f"{sweep_dir.parent.name}_{sweep_dir.name}",
-            sweep_dir=sweep_dir,
-            overrides=list(config.hydra.overrides.task),
-        )
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if config.tracking.backend != "mlflow":
-            return
-        record = read_parent_run(Path(config.hydra.sweep.dir))
-        if record is not None:
-            finish_sweep_parent(record)
+# The Hydra sweep callback is backend-neutral now (fault_diag.tracker.SweepCallback); the old
+# name keeps configs that name it working.
+MlflowSweepCallback = SweepCallback
 
 
 # Tags that say which process holds a RUNNING run, so that a later start can tell a run whose
@@ -590,21 +527,6 @@ def close_stale_runs(
     return closed
 
 
-class NullRun:
-    """Tracking disabled (``tracking.backend=none``): every call is a no-op."""
-
-    run_id: str | None = None
-
-    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        """No-op."""
-
-    def finish(self, **kwargs: Any) -> None:
-        """No-op."""
-
-    def fail(self, status: str = "FAILED") -> None:
-        """No-op."""
-
-
 class MlflowRun:
     """One training run in MLflow: params and tags at start, metrics per epoch, artifacts at the end.
 
@@ -618,14 +540,16 @@ class MlflowRun:
 
     def __init__(
         self,
-        cfg: DictConfig,
+        tracking: TrackingConfig,
         *,
+        run_name: str,
+        params: dict[str, str] | None = None,
         tags: dict[str, str],
         resume_run_id: str | None = None,
         parent: dict[str, str] | None = None,
         on_open: Callable[[str], None] | None = None,
     ) -> None:
-        self.uri = resolve_tracking_uri(cfg.tracking.tracking_uri)
+        self.uri = resolve_tracking_uri(tracking.tracking_uri)
         self.local = self.uri.startswith("sqlite:")
         self.client = get_client(self.uri)
         self.resumed = False
@@ -634,7 +558,7 @@ class MlflowRun:
             # One block: a signal arriving while the run is being opened is delivered when it is
             # complete and recorded (at the end of the block), and then closes it as KILLED.
             with deferred_signals(self.local):
-                self._open(cfg, tags, resume_run_id, parent, on_open)
+                self._open(tracking, run_name, params or {}, tags, resume_run_id, parent, on_open)
         except BaseException as exc:
             if self.run_id:  # the caller never gets this run to close: close it here
                 self.fail("FAILED" if isinstance(exc, Exception) else "KILLED")
@@ -642,7 +566,9 @@ class MlflowRun:
 
     def _open(
         self,
-        cfg: DictConfig,
+        tracking: TrackingConfig,
+        run_name: str,
+        params: dict[str, str],
         tags: dict[str, str],
         resume_run_id: str | None,
         parent: dict[str, str] | None,
@@ -655,19 +581,18 @@ class MlflowRun:
             self.resumed = True
             experiment_id = resumed_in
         else:
-            experiment_id = get_or_create_experiment(self.client, cfg.tracking.experiment)
+            experiment_id = get_or_create_experiment(self.client, tracking.experiment)
             all_tags = {**tags, **process_tags()}
             if parent is not None:
                 all_tags["mlflow.parentRunId"] = parent["run_id"]
                 all_tags["sweep_id"] = parent["sweep_id"]
-            run_name = cfg.tracking.run_name or default_run_name(cfg)
             run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
             self.run_id = run.info.run_id
             from mlflow.entities import Param
 
-            params = [Param(k, v[:6000]) for k, v in flatten_params(cfg).items()]
-            for start in range(0, len(params), 100):  # MLflow's batch limit: 100 params
-                self.client.log_batch(self.run_id, params=params[start : start + 100])
+            items = [Param(k, v[:6000]) for k, v in params.items()]  # MLflow caps 6000 chars
+            for start in range(0, len(items), 100):  # MLflow's batch limit: 100 params
+                self.client.log_batch(self.run_id, params=items[start : start + 100])
         if on_open is not None:
             on_open(self.run_id)
         self._close_stale(experiment_id, keep=(self.run_id,))
@@ -733,7 +658,39 @@ class MlflowRun:
             for k, v in tags.items():
                 self.client.set_tag(self.run_id, k, v)
 
-    def log_model(self, model: Any, input_example: Any, card: dict[str, Any]) -> None:
+    def logged_epochs(self) -> set[int]:
+        """The epochs whose ``val/loss`` the run holds."""
+        return {m.step for m in self.client.get_metric_history(self.run_id, "val/loss")}
+
+    def log_curve(self, name: str, points: list[tuple[float, float]]) -> None:
+        """A curve as one metric whose step is x (MLflow steps are integers: SNRs in dB are; a
+        fractional x is rounded), so the dashboard draws it against x; the points also go to a
+        table artifact ``curves/<name>.json`` with exact x."""
+        from mlflow.entities import Metric
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        items = [Metric(name, float(y), now, int(round(x))) for x, y in points]
+        with deferred_signals(self.local):
+            for start in range(0, len(items), 1000):
+                self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
+            self.client.log_dict(
+                self.run_id,
+                {"x": [float(x) for x, _ in points], "y": [float(y) for _, y in points]},
+                f"curves/{name.replace('/', '_')}.json",
+            )
+
+    def describe(self) -> str:
+        """Where the run is, and how to open the dashboard."""
+        return (
+            f"MLflow run {self.run_id} in {self.uri}\n"
+            "dashboard: make ui   (or: mlflow server --backend-store-uri "
+            f"{self.uri} --host 127.0.0.1 --port 5000)"
+        )
+
+    def log_model(
+        self, model: Any, input_example: Any, card: dict[str, Any], name: str = "model"
+    ) -> None:
         """Log the classifier as an MLflow pytorch model (batch-2 input example, explicit requirements)."""
         import mlflow
         import mlflow.pytorch
@@ -747,7 +704,7 @@ class MlflowRun:
         ):
             mlflow.pytorch.log_model(
                 model,
-                name="model",
+                name=name,
                 input_example=input_example,
                 pip_requirements=[torch_req, f"mlflow=={mlflow.__version__}", "numpy"],
                 metadata={"model_card": json.loads(json.dumps(card, default=str))},
@@ -757,7 +714,7 @@ class MlflowRun:
                 serialization_format="pt2",
             )
 
-    def finish(self, **kwargs: Any) -> None:
+    def finish(self) -> None:
         """Mark the run finished."""
         with deferred_signals(self.local):
             self.client.set_terminated(self.run_id, status="FINISHED")
@@ -783,3 +740,53 @@ class MlflowRun:
                 self.uri,
                 exc,
             )
+
+
+class MlflowBackend:
+    """``tracking.backend=mlflow``: runs, sweeps and models in an MLflow store (the default)."""
+
+    def check(self, tracking: TrackingConfig) -> None:
+        """A garbage file, a half-migrated store, an unwritable folder, no server: fail now."""
+        uri = resolve_tracking_uri(tracking.tracking_uri)
+        check_store_writable(uri)
+        get_client(uri)
+
+    def location(self, tracking: TrackingConfig) -> str | None:
+        return resolve_tracking_uri(tracking.tracking_uri)
+
+    def start_run(
+        self,
+        tracking: TrackingConfig,
+        *,
+        run_name: str,
+        params: dict[str, str],
+        tags: dict[str, str],
+        resume_run_id: str | None = None,
+        sweep_dir: Path | None = None,
+        on_open: Callable[[str], None] | None = None,
+    ) -> MlflowRun:
+        parent = read_parent_run(sweep_dir) if sweep_dir is not None else None
+        return MlflowRun(
+            tracking,
+            run_name=run_name,
+            params=params,
+            tags=tags,
+            resume_run_id=resume_run_id,
+            parent=parent,
+            on_open=on_open,
+        )
+
+    def start_sweep(
+        self, tracking: TrackingConfig, *, sweep_id: str, sweep_dir: Path, overrides: list[str]
+    ) -> None:
+        create_sweep_parent(tracking, sweep_id=sweep_id, sweep_dir=sweep_dir, overrides=overrides)
+
+    def finish_sweep(
+        self,
+        tracking: TrackingConfig,
+        sweep_dir: Path,
+        summary: list[dict[str, Any]] | None = None,
+    ) -> None:
+        record = read_parent_run(sweep_dir)
+        if record is not None:
+            finish_sweep_parent(record)

@@ -1,4 +1,5 @@
-"""The fast training path (fault_diag.training.fast) and concurrent sweep members (.concurrent).
+"""The training engine (fault_diag.training.engine), concurrent sweep members (.concurrent) and
+``fd-sweep`` (.sweep).
 
 What a user relies on:
 - the fast path feeds the network exactly the windows and noise the eager loop feeds it;
@@ -22,26 +23,20 @@ from fault_diag.noise import add_noise, noise_generator
 from fault_diag.training.concurrent import (
     ConcurrentError,
     check_compatible,
-    compose_members,
     default_group_size,
-    expand_sweep,
     group_compatible,
-    main,
     train_concurrent,
 )
-from fault_diag.training.fast import (
+from fault_diag.training.engine import (
     FastPathError,
     TrainStep,
     epoch_inputs,
+    epoch_order,
     resolve_compile_mode,
     run_epoch,
 )
-from fault_diag.training.loop import (
-    build_classifier,
-    config_fingerprint,
-    epoch_order,
-    train,
-)
+from fault_diag.training.loop import build_classifier, config_fingerprint, train
+from fault_diag.training.sweep import main, plan_sweep
 
 # Small real-data runs, as tests/test_train.py's SMALL: 0 HP files, non-overlapping training windows.
 SMALL = [
@@ -56,8 +51,46 @@ SMALL = [
 ]
 
 
+def compose_members(overrides: list[str], sweeps: list[str]):
+    """One typed config per member of the sweep ``overrides + sweeps`` (fd-sweep's expansion)."""
+    return plan_sweep([*overrides, *sweeps]).configs
+
+
 def _cfg(*overrides: str):
     return compose_members([*SMALL, *overrides], [])[0]
+
+
+def _compose(*overrides: str):
+    """The composed Hydra DictConfig, as fd-train's job receives it."""
+    from hydra import compose, initialize_config_dir
+
+    from fault_diag.config import register_configs
+    from fault_diag.paths import config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=[*SMALL, *overrides])
+    cfg.paths.output_dir = "/tmp/x"  # resolved without Hydra's run folder
+    return cfg
+
+
+def legacy_fingerprint(cfg) -> str:
+    """The fingerprint formula checkpoints were written with before the typed config (2026-11)."""
+    import hashlib
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    keep = {k: plain[k] for k in ("data", "noise", "model") if k in plain}
+    trainer = dict(plain.get("trainer", {}))
+    for volatile in ("progress", "resume", "num_threads", "device"):
+        trainer.pop(volatile, None)
+    if not trainer.get("compile", False):
+        trainer.pop("compile", None)
+        trainer.pop("compile_mode", None)
+    keep["trainer"] = trainer
+    keep["data"] = {
+        k: v for k, v in keep["data"].items() if k != "root" and not (k == "lenient" and v is False)
+    }
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +99,7 @@ def small_dataset(cwru_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FAULT_DIAG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        return build_dataset(OmegaConf.to_object(_cfg().data))
+        return build_dataset(_cfg().data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -107,7 +140,7 @@ def test_fast_step_without_compiler_trains_exactly_like_the_eager_loop() -> None
 
     def fresh():
         torch.manual_seed(0)
-        model = build_classifier(cfg, 10, 1)
+        model = build_classifier(cfg.model, 10, 1)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
         return model, opt
 
@@ -163,18 +196,22 @@ def test_train_refuses_a_bad_compile_mode_before_training(tmp_path: Path) -> Non
         train(cfg, dataset=None, output_dir=tmp_path)  # type: ignore[arg-type]
 
 
-def test_eager_fingerprint_ignores_the_new_switches_but_compiled_runs_do_not() -> None:
-    """Checkpoints of eager runs written before the fast path existed still resume."""
-    cfg = _cfg()
-    cfg.paths.output_dir = "/tmp/x"
-    before = cfg.copy()
-    with open_dict(before.trainer):
-        del before.trainer["compile"]
-        del before.trainer["compile_mode"]
-    assert config_fingerprint(cfg) == config_fingerprint(before)
-    compiled = cfg.copy()
-    compiled.trainer.compile = True
-    assert config_fingerprint(compiled) != config_fingerprint(cfg)
+@pytest.mark.parametrize(
+    "overrides",
+    [(), ("trainer.compile=true",), ("noise=mixed", "model=wdcnn"), ("data.lenient=true",)],
+)
+def test_typed_fingerprint_is_the_one_checkpoints_were_written_with(overrides) -> None:
+    """The fingerprint of the typed config equals the formula over the composed config used before
+    it, so every checkpoint written before resumes; eager runs leave the compile keys out."""
+    dcfg = _compose(*overrides)
+    assert config_fingerprint(dcfg) == legacy_fingerprint(dcfg)
+    eager = _compose()
+    with open_dict(eager.trainer):
+        del eager.trainer["compile"]
+        del eager.trainer["compile_mode"]
+    assert legacy_fingerprint(eager) == config_fingerprint(_compose())
+    compiled = _compose("trainer.compile=true")
+    assert config_fingerprint(compiled) != config_fingerprint(_compose())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -194,15 +231,13 @@ def test_members_that_differ_in_the_model_are_refused_and_grouped() -> None:
         check_compatible(lr)
     with pytest.raises(ConcurrentError, match="at least one"):
         check_compatible([])
-    with pytest.raises(ConcurrentError, match="KEY=V1,V2"):
-        expand_sweep(["noise.snr_db"])
 
 
 def test_cpu_sweeps_stack_members_only_for_small_batches() -> None:
     """On the CPU a stacked step of K x batch windows pays only up to ~128 windows (benchmarks)."""
     paper, small = compose_members(["trainer.device=cpu"], ["trainer.batch_size=128,32"])
-    assert default_group_size(paper) == 1  # one member at a time at the paper's batch
-    assert default_group_size(small) == 4
+    assert default_group_size(paper.trainer) == 1  # one member at a time at the paper's batch
+    assert default_group_size(small.trainer) == 4
 
 
 @pytest.mark.integration
@@ -282,12 +317,9 @@ def test_concurrent_command_line_writes_each_members_artifacts(
         [
             *SMALL,
             "trainer.epochs=1",
-            "--sweep",
-            "model=resnet1d,convnet1d",
-            "--sweep",
+            "model=resnet1d,convnet1d",  # fd-train -m's sweep syntax
             "noise.snr_db=-4,4",
-            "--out",
-            str(out),
+            f"hydra.sweep.dir={out}",
         ]
     )
     assert rc == 0
@@ -304,6 +336,7 @@ def test_concurrent_command_line_writes_each_members_artifacts(
         card = json.loads((art / "model_card.json").read_text())
         assert card["model"]["name"] == m["model"] and card["training_snr_db"] == m["snr_db"]
         assert 0.0 <= m["test/acc"] <= 1.0 and (art / "classifier_state.pt").exists()
+        assert art.parent == out / str(m["member"])  # one folder per member, as fd-train -m
     assert "test acc" in capsys.readouterr().out
 
 
@@ -327,10 +360,8 @@ def test_concurrent_sweep_is_tracked_in_mlflow_like_a_multirun(
             f"tracking.tracking_uri={uri}",
             "tracking.experiment=concurrent_test",
             "model=convnet1d",
-            "--sweep",
             "noise.snr_db=-4,4",
-            "--out",
-            str(out),
+            f"hydra.sweep.dir={out}",
         ]
     )
     assert rc == 0
@@ -342,7 +373,7 @@ def test_concurrent_sweep_is_tracked_in_mlflow_like_a_multirun(
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(float(r.data.tags["snr_db"]) for r in children) == [-4.0, 4.0]
     summary = {
-        m["mlflow_run_id"]: m for m in json.loads((out / "summary.json").read_text())["members"]
+        m["run_id"]: m for m in json.loads((out / "summary.json").read_text())["members"]
     }
     for run in children:
         assert run.info.status == "FINISHED"
@@ -399,7 +430,7 @@ def converging_dataset(cwru_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FAULT_DIAG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         cfg = compose_members(CONVERGING, [])[0]
-        return build_dataset(OmegaConf.to_object(cfg.data))
+        return build_dataset(cfg.data)
 
 
 def _run(dataset, folder: Path, *overrides: str):
@@ -471,7 +502,7 @@ def test_fast_convolutions_train_like_nn_conv1d_and_are_given_back() -> None:
     from torch import nn
 
     from fault_diag.models import get_model
-    from fault_diag.training.fast import (
+    from fault_diag.training.fastconv import (
         FastConv1d,
         restore_convolutions,
         use_fast_convolutions,
@@ -510,7 +541,7 @@ def test_bf16_autocast_on_the_cpu_reaches_the_float32_accuracy(
 
     bf16 keeps 8 bits of mantissa, so the runs part ways after the first steps; what must hold is
     the accuracy they converge to (1 point = ~8 of ~800 test windows)."""
-    from fault_diag.training.fast import bf16_supported
+    from fault_diag.training.engine import bf16_supported
 
     if not bf16_supported(torch.device("cpu")):
         pytest.skip("this CPU has no native bf16 (AVX512-BF16/AMX): trainer.amp is ignored here")
@@ -527,7 +558,7 @@ def test_bf16_autocast_on_the_cpu_reaches_the_float32_accuracy(
 def test_amp_is_refused_with_a_warning_where_bf16_is_not_native(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from fault_diag.training import fast
+    from fault_diag.training import engine as fast
 
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     with caplog.at_level("WARNING"):
@@ -571,12 +602,10 @@ def test_mixed_protocol_members_train_concurrently_as_one_by_one(
 
 def test_fingerprint_ignores_data_lenient_false_but_not_lenient_true() -> None:
     """data.lenient (issue 18) is off by default: checkpoints written before it existed resume."""
-    cfg = _cfg()
-    cfg.paths.output_dir = "/tmp/x"  # resolved without Hydra's run folder
+    cfg = _compose()
     before = cfg.copy()
     with open_dict(before.data):
         del before.data["lenient"]
-    assert config_fingerprint(cfg) == config_fingerprint(before)
-    lenient = cfg.copy()
-    lenient.data.lenient = True  # may drop manifest rows: other data, another fingerprint
+    assert config_fingerprint(cfg) == legacy_fingerprint(before)
+    lenient = _compose("data.lenient=true")  # may drop manifest rows: another fingerprint
     assert config_fingerprint(lenient) != config_fingerprint(cfg)

@@ -22,8 +22,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,15 +31,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from fault_diag.config import Config, DataConfig, ModelConfig, NoiseConfig, as_config
 from fault_diag.data import WindowedDataset
 from fault_diag.metric_names import CONDITION_METRICS, metric_name
 from fault_diag.models import get_model
 from fault_diag.noise import TrainingNoise, noise_generator
 from fault_diag.preprocess import Classifier
 from fault_diag.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fault_diag.training.engine import (
+    MemberState,
+    epoch_metrics,
+    make_optimizer,
+    make_scheduler,
+    member_epoch_inputs,
+    run_epoch,
+    setup_runtime,
+    validate,
+)
 from fault_diag.training.evaluation import (
     ConditionResult,
     EvaluationReport,
@@ -49,73 +58,30 @@ from fault_diag.training.evaluation import (
     evaluate_condition,
     has_batchnorm,
     noisy_test_copies,
-    predict,
-)
-from fault_diag.training.fast import (
-    TrainStep,
-    epoch_inputs,
-    resolve_amp,
-    resolve_compile_mode,
-    run_epoch,
 )
 from fault_diag.training.metrics import per_class_table
-from fault_diag.training.selection import ModelSelector
 
 log = logging.getLogger(__name__)
 
 
-class DeviceError(RuntimeError):
-    """The requested training device is not available."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error, raised early."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"trainer.device={name!r} but torch {torch.__version__} sees no CUDA device; "
-                "use trainer.device=cpu (or auto), or install a CUDA build of torch "
-                "(make install TORCH_SPEC='torch>=2.4,<3')"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"trainer.device={name!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
-            )
-    return device
-
-
-def configure_threads(num_threads: int | None) -> int:
-    """Set torch intra-op threads (default: at most 2, the per-job share on a 2-core machine)."""
-    n = num_threads if num_threads else max(1, min(2, os.cpu_count() or 1))
-    torch.set_num_threads(n)
-    return n
-
-
-def config_fingerprint(cfg: DictConfig) -> str:
+def config_fingerprint(cfg: Config | DictConfig) -> str:
     """Hash of everything that changes the training result (not paths, tracking or progress bars)."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(plain, dict)
-    keep = {k: plain[k] for k in ("data", "noise", "model") if k in plain}
-    trainer = dict(plain.get("trainer", {}))
+    plain = dataclasses.asdict(as_config(cfg))
+    keep = {k: plain[k] for k in ("data", "noise", "model")}
+    trainer = dict(plain["trainer"])
     for volatile in ("progress", "resume", "num_threads", "device"):
         trainer.pop(volatile, None)
     if not trainer.get("compile", False):
-        # The eager path's fingerprint is what it was before the fast path existed, so its
+        # The eager path's fingerprint is what it was before the compiled path existed, so its
         # checkpoints still resume; a compiled run only resumes as a compiled run.
         trainer.pop("compile", None)
         trainer.pop("compile_mode", None)
     keep["trainer"] = trainer
-    if isinstance(keep.get("data"), dict):
-        # data.lenient=false (the default) is how data was always read: leaving it out keeps
-        # the fingerprints, and so the resumability, of checkpoints written before it existed
-        keep["data"] = {
-            k: v
-            for k, v in keep["data"].items()
-            if k != "root" and not (k == "lenient" and v is False)
-        }
+    # data.lenient=false (the default) is how data was always read: leaving it out keeps
+    # the fingerprints, and so the resumability, of checkpoints written before it existed
+    keep["data"] = {
+        k: v for k, v in keep["data"].items() if k != "root" and not (k == "lenient" and v is False)
+    }
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -140,45 +106,18 @@ class TrainResult:
     evaluation: EvaluationReport = field(default_factory=EvaluationReport)
 
 
-def build_classifier(cfg: DictConfig, num_classes: int, in_channels: int) -> Classifier:
-    """The model named by ``cfg.model`` behind per-window standardisation."""
-    params = OmegaConf.to_container(cfg.model.params, resolve=True) or {}
-    assert isinstance(params, dict)
-    kwargs = {str(k): v for k, v in params.items()}
-    network = get_model(cfg.model.name, num_classes=num_classes, in_channels=in_channels, **kwargs)
+def build_classifier(model: ModelConfig, num_classes: int, in_channels: int) -> Classifier:
+    """The model named by ``model.name`` behind per-window standardisation."""
+    kwargs = {str(k): v for k, v in (model.params or {}).items()}
+    network = get_model(model.name, num_classes=num_classes, in_channels=in_channels, **kwargs)
     return Classifier(network)
-
-
-def evaluate(
-    model: nn.Module, x: Tensor, y: Tensor, batch_size: int, amp: bool = False
-) -> tuple[float, float, Tensor]:
-    """(mean cross-entropy, accuracy, predicted classes)."""
-    logits = predict(model, x, batch_size, amp)
-    loss = nn.functional.cross_entropy(logits, y).item()
-    pred = logits.argmax(dim=1)
-    return loss, (pred == y).float().mean().item(), pred
-
-
-def _make_optimizer(cfg: DictConfig, params: Any) -> torch.optim.Optimizer:
-    t = cfg.trainer
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-
-
-def _make_scheduler(
-    cfg: DictConfig, opt: torch.optim.Optimizer
-) -> torch.optim.lr_scheduler.LRScheduler:
-    t = cfg.trainer
-    milestones = sorted({max(1, round(f * t.epochs)) for f in t.lr_milestones if f < 1})
-    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=t.lr_gamma)
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 def train(
-    cfg: DictConfig,
+    cfg: Config | DictConfig,
     dataset: WindowedDataset,
     output_dir: Path,
     *,
@@ -187,176 +126,100 @@ def train(
 ) -> TrainResult:
     """Train ``cfg.model`` on ``dataset`` under ``cfg.noise``'s protocol; resume when a checkpoint exists.
 
-    ``checkpoint_extra`` is stored in the checkpoint (e.g. the MLflow run id, so a resumed run logs into
-    the same MLflow run); read it back with :func:`read_checkpoint_extra`.
+    ``checkpoint_extra`` is stored in the checkpoint (e.g. the tracking run id, so a resumed run logs
+    into the same run); read it back with :func:`read_checkpoint_extra`.
     """
     t0 = time.perf_counter()
-    t = cfg.trainer
-    device = resolve_device(t.device)
-    configure_threads(t.num_threads)
-    if t.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    amp = resolve_amp(bool(t.amp), device)
-
-    # .get: configs saved before the fast path existed have no compile keys.
-    use_compile, compile_mode = bool(t.get("compile", False)), str(t.get("compile_mode", "auto"))
-    if use_compile:  # refuse a bad compile_mode before any work
-        resolve_compile_mode(compile_mode, device, t.batch_size)
-        if device.type == "cpu":
-            log.info(
-                "trainer.compile=true on the CPU: compiling takes minutes, and for these models "
-                "the compiled step measured slower than eager (docs/benchmarks.md)"
-            )
-
+    config = as_config(cfg)
+    t = config.trainer
+    runtime = setup_runtime(t)
     torch.manual_seed(t.seed)  # weight initialisation
-    data = prepare_split_tensors(cfg, dataset, device)
-    x_train, y_train, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
-    matched, train_snr = data.matched, data.train_snr
+    data = prepare_split_tensors(config, dataset, runtime.device)
+    model = build_classifier(config.model, len(dataset.class_names), int(data.x_train.shape[1]))
+    model = model.to(runtime.device)
+    opt = make_optimizer(t, model.parameters())
+    sched = make_scheduler(t, opt)
+    member = MemberState.start(model, t.select)
 
-    model = build_classifier(cfg, len(dataset.class_names), int(x_train.shape[1])).to(device)
-    opt = _make_optimizer(cfg, model.parameters())
-    sched = _make_scheduler(cfg, opt)
-
-    fingerprint = config_fingerprint(cfg)
+    fingerprint = config_fingerprint(config)
     ckpt_path = output_dir / "checkpoints" / "last.pt"
     start_epoch = 0
-    history: list[dict[str, float]] = []
-    selector = ModelSelector(str(t.get("select", "val_acc")))
-    selector.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if t.resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=device)
-        if state.get("fingerprint") != fingerprint:
-            raise CheckpointError(
-                f"checkpoint {ckpt_path} was written by a different configuration "
-                f"(fingerprint {state.get('fingerprint')} != {fingerprint}); "
-                "use another output directory or trainer.resume=false"
-            )
+        state = load_checkpoint(ckpt_path, map_location=runtime.device)
+        _check_fingerprint(ckpt_path, state.get("fingerprint"), fingerprint)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        selector.load_state_dict(state)
+        member.load_state_dict(state)
         start_epoch = int(state["epoch"])
-        history = list(state["history"])
         log.info("resumed from %s after epoch %d", ckpt_path, start_epoch)
 
-    n_train = x_train.shape[0]
-    stopped_early = False
-    epochs = range(start_epoch, t.epochs)
+    n_train = int(data.x_train.shape[0])
+    step = runtime.step(model, opt, t.batch_size)
     bar = None
     if t.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=t.epochs, initial=start_epoch, desc=f"{cfg.model.name}", unit="epoch")
-    # trainer.compile: the fast path (fault_diag.training.fast); otherwise the eager reference below.
-    fast_step = (
-        TrainStep(
-            model,
-            opt,
-            device=device,
-            amp=amp,
-            compile=True,
-            compile_mode=compile_mode,
-            batch_size=t.batch_size,
-        )
-        if use_compile
-        else None
-    )
-    for epoch in epochs:
-        if (
-            t.early_stopping_patience is not None
-            and selector.since_best >= t.early_stopping_patience
-        ):
-            stopped_early = True
-            break
-        model.train()
-        order = epoch_order(t.seed, epoch, n_train, device)
-        noise_gen = noise_generator(t.seed, "train", epoch, device=device) if matched else None
-        redraw = data.train_noise is not None and data.redraw
-        if fast_step is not None:
-            x_epoch, y_epoch = epoch_inputs(
-                x_train,
-                y_train,
-                order,
-                t.batch_size,
-                data.train_noise if redraw and data.train_noise is not None else "none",
-                train_snr,
-                noise_gen,
+        bar = tqdm(total=t.epochs, initial=start_epoch, desc=config.model.name, unit="epoch")
+    try:
+        for epoch in range(start_epoch, t.epochs):
+            if member.out_of_patience(t.early_stopping_patience):
+                break
+            model.train()
+            x_epoch, y_epoch = member_epoch_inputs(
+                data.x_train,
+                data.y_train,
+                data.train_noise,
+                redraw=data.redraw,
+                seed=t.seed,
+                epoch=epoch,
+                batch_size=t.batch_size,
             )
-            loss_sum, correct = run_epoch(fast_step, x_epoch, y_epoch, t.batch_size)
+            loss_sum, correct = run_epoch(step, x_epoch, y_epoch, t.batch_size)
             del x_epoch, y_epoch
-        else:
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            for start in range(0, n_train, t.batch_size):
-                idx = order[start : start + t.batch_size]
-                xb, yb = x_train[idx], y_train[idx]
-                if redraw:
-                    assert data.train_noise is not None
-                    xb = data.train_noise.apply(xb, noise_gen)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = model(xb)
-                    loss = nn.functional.cross_entropy(logits.float(), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.detach() * len(idx)
-                correct += (logits.argmax(dim=1) == yb).sum()
-        sched.step()
-        val_loss, val_acc, _ = evaluate(model, x_val, y_val, t.eval_batch_size, amp)
-        metrics = {
-            "train/loss": loss_sum.item() / n_train,
-            "train/acc": correct.item() / n_train,
-            "val/loss": val_loss,
-            "val/acc": val_acc,
-            "lr": opt.param_groups[0]["lr"],
-        }
-        history.append(metrics)
-        if not math.isfinite(metrics["train/loss"]):
-            raise FloatingPointError(
-                f"training loss became {metrics['train/loss']} at epoch {epoch + 1}; "
-                "lower trainer.lr or check the data"
+            sched.step()
+            val_loss, val_acc, _ = validate(
+                model, data.x_val, data.y_val, t.eval_batch_size, runtime.amp
             )
-        selector.update(epoch + 1, metrics, model)
-        save_checkpoint(
-            ckpt_path,
-            {
-                "fingerprint": fingerprint,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                **selector.state_dict(),
-                "history": history,
-                "extra": dict(checkpoint_extra or {}),
-            },
-        )
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, metrics)
+            train_part = epoch_metrics(loss_sum, correct, n_train)[0]
+            metrics = {
+                **train_part,
+                "val/loss": val_loss,
+                "val/acc": val_acc,
+                "lr": opt.param_groups[0]["lr"],
+            }
+            member.end_epoch(epoch + 1, metrics, model)
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    **member.state_dict(),
+                    "extra": dict(checkpoint_extra or {}),
+                },
+            )
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, metrics)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", val_acc=f"{val_acc:.3f}")
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", val_acc=f"{val_acc:.3f}")
-    if bar is not None:
-        bar.close()
-    if fast_step is not None:
-        fast_step.close()
-
-    return finish_training(
-        cfg,
-        dataset,
-        model,
-        data,
-        selector=selector,
-        history=history,
-        stopped_early=stopped_early,
-        amp=amp,
-        t0=t0,
-    )
+            bar.close()
+        step.close()
+    return finish_training(config, dataset, model, data, member, amp=runtime.amp, t0=t0)
 
 
-def epoch_order(seed: int, epoch: int, n_train: int, device: torch.device) -> Tensor:
-    """The shuffling order of ``epoch``: a CPU generator seeded by ``(seed, epoch)``, moved to ``device``."""
-    order_gen = torch.Generator(device="cpu").manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n_train, generator=order_gen).to(device)
+def _check_fingerprint(path: Path, found: object, expected: str) -> None:
+    if found != expected:
+        raise CheckpointError(
+            f"checkpoint {path} was written by a different configuration "
+            f"(fingerprint {found} != {expected}); "
+            "use another output directory or trainer.resume=false"
+        )
 
 
 @dataclass
@@ -377,22 +240,21 @@ class SplitTensors:
     redraw: bool = True  # training noise redrawn every epoch
 
 
-def noise_band(cfg: DictConfig) -> tuple[float, float] | None:
+def noise_band(data: DataConfig, noise: NoiseConfig) -> tuple[float, float] | None:
     """The band noise is confined to: ``data.band_hz`` / ``data.fs_hz`` with ``noise.band=data``."""
-    band_hz = cfg.data.get("band_hz") if "data" in cfg else None
-    if band_hz is None or str(cfg.noise.get("band", "data")) != "data":
+    if data.band_hz is None or noise.band != "data":
         return None
-    fs = float(cfg.data.fs_hz)
-    return float(band_hz[0]) / fs, float(band_hz[1]) / fs
+    fs = float(data.fs_hz)
+    return float(data.band_hz[0]) / fs, float(data.band_hz[1]) / fs
 
 
-def training_noise(cfg: DictConfig) -> TrainingNoise | None:
-    """The :class:`TrainingNoise` of ``cfg.noise``'s protocol, or None for clean training."""
-    nz = cfg.noise
-    band = noise_band(cfg)
+def training_noise(noise: NoiseConfig, band: tuple[float, float] | None) -> TrainingNoise | None:
+    """The :class:`TrainingNoise` of ``noise``'s protocol, or None for clean training."""
+    nz = noise
     if nz.protocol == "mixed":
-        kinds = list(nz.train_kinds if nz.get("train_kinds") else nz.test_kinds)
-        weights = nz.get("train_kind_weights")
+        kinds = list(nz.train_kinds if nz.train_kinds else nz.test_kinds)
+        weights = nz.train_kind_weights
+        assert nz.train_snr_db_range is not None  # validate_noise_config requires it
         low, high = (float(v) for v in nz.train_snr_db_range)
         return TrainingNoise(
             kinds,
@@ -402,6 +264,7 @@ def training_noise(cfg: DictConfig) -> TrainingNoise | None:
             band=band,
         )
     if nz.protocol == "matched" and nz.kind != "none":
+        assert nz.snr_db is not None  # validate_noise_config requires it
         snr = float(nz.snr_db)
         return TrainingNoise([str(nz.kind)], (snr, snr), band=band)
     return None
@@ -433,7 +296,7 @@ def eval_copies(
 
 
 def prepare_split_tensors(
-    cfg: DictConfig,
+    config: Config,
     dataset: WindowedDataset,
     device: torch.device,
     shared: dict[str, Tensor] | None = None,
@@ -445,7 +308,7 @@ def prepare_split_tensors(
     clean device tensors between calls (concurrent members share one copy; nothing mutates them).
     Validation noise is drawn on the CPU (one fixed draw of the training condition).
     """
-    t, nz = cfg.trainer, cfg.noise
+    t, nz = config.trainer, config.noise
     raw = shared if shared is not None else {}
     if not raw:
         for name in ("train", "val", "test"):
@@ -462,7 +325,8 @@ def prepare_split_tensors(
     x_val_clean, y_val = raw["x_val"], raw["y_val"]
     x_test_clean, y_test = raw["x_test"], raw["y_test"]
 
-    noise = training_noise(cfg)
+    band = noise_band(config.data, nz)
+    noise = training_noise(nz, band)
     matched = noise is not None
     if nz.protocol == "mixed":
         train_kind, train_snr = "mixed", None
@@ -480,7 +344,7 @@ def prepare_split_tensors(
         train_kind,
         train_snr,
         train_noise=noise,
-        band=noise_band(cfg),
+        band=band,
         redraw=bool(nz.redraw_each_epoch),
     )
     data.x_val = eval_copies(data, x_val_clean, train_kind, train_snr, int(nz.seed), 1, "val")[0]
@@ -499,7 +363,7 @@ def _healthy_index(dataset: WindowedDataset) -> int | None:
 
 
 def evaluate_all(
-    cfg: DictConfig,
+    config: Config,
     model: nn.Module,
     data: SplitTensors,
     class_names: list[str],
@@ -508,10 +372,10 @@ def evaluate_all(
 ) -> EvaluationReport:
     """Score ``model`` once on the test split: the training condition, clean, every grid point;
     each also after AdaBN when ``eval.adapt_bn`` (and the model has BatchNorm)."""
-    nz, t = cfg.noise, cfg.trainer
-    draws = int(nz.get("test_draws", 1))
+    nz, t = config.noise, config.trainer
+    draws = int(nz.test_draws)
     seed = int(nz.seed)
-    adapt = bool(cfg.get("eval", {}).get("adapt_bn", False))
+    adapt = bool(config.eval.adapt_bn)
     report = EvaluationReport(
         labels=data.y_test.cpu().numpy(),
         class_names=list(class_names),
@@ -519,7 +383,7 @@ def evaluate_all(
         test_draws=draws,
     )
     if adapt and not has_batchnorm(model):
-        report.adabn_skipped = f"{cfg.model.name} has no BatchNorm layer: AdaBN does not apply"
+        report.adabn_skipped = f"{config.model.name} has no BatchNorm layer: AdaBN does not apply"
         adapt = False
     conditions: list[tuple[str, str, float | None]] = [
         ("train", data.train_kind, data.train_snr),
@@ -582,23 +446,22 @@ def test_metrics_of(report: EvaluationReport) -> dict[str, float]:
 
 
 def finish_training(
-    cfg: DictConfig,
+    config: Config,
     dataset: WindowedDataset,
     model: Classifier,
     data: SplitTensors,
+    member: MemberState,
     *,
-    selector: ModelSelector,
-    history: list[dict[str, float]],
-    stopped_early: bool,
     amp: bool,
     t0: float,
 ) -> TrainResult:
     """Load the selected weights, test once (training condition, clean, grid; plain and AdaBN)."""
-    nz = cfg.noise
+    nz = config.noise
+    selector = member.selector
     class_names = list(dataset.class_names)
     # The test split is touched once, with the weights chosen on validation.
     model.load_state_dict(selector.best_state)
-    report = evaluate_all(cfg, model, data, class_names, _healthy_index(dataset), amp)
+    report = evaluate_all(config, model, data, class_names, _healthy_index(dataset), amp)
     train_cond = report.get("train")
     assert train_cond is not None
     test_metrics = test_metrics_of(report)
@@ -618,11 +481,11 @@ def finish_training(
         "train_snr_db": data.train_snr,
         "redraw_each_epoch": bool(nz.redraw_each_epoch),
         "test_noise_seed": int(nz.seed),
-        "test_draws": int(nz.get("test_draws", 1)),
-        "noise_band": str(nz.get("band", "data")),
+        "test_draws": int(nz.test_draws),
+        "noise_band": nz.band,
         "noise_band_hz": None
         if data.band is None
-        else [data.band[0] * float(cfg.data.fs_hz), data.band[1] * float(cfg.data.fs_hz)],
+        else [data.band[0] * float(config.data.fs_hz), data.band[1] * float(config.data.fs_hz)],
         "model_selection": selector.describe(),
         "select": selector.rule,
         "adapt_bn": any(c.adabn for c in report.conditions),
@@ -634,7 +497,7 @@ def finish_training(
     return TrainResult(
         model=model.cpu().eval(),
         class_names=class_names,
-        history=history,
+        history=member.history,
         best_epoch=selector.best_epoch,
         best_val_acc=selector.best_val_acc,
         test_metrics=test_metrics,
@@ -644,7 +507,7 @@ def finish_training(
         thresholds=thresholds,
         protocol=protocol,
         seconds=time.perf_counter() - t0,
-        stopped_early=stopped_early,
+        stopped_early=member.stopped_early,
         evaluation=report,
     )
 
@@ -661,21 +524,17 @@ def _threshold_summary(model: Classifier, x: Tensor) -> dict[str, Any] | None:
     return {name: float(v.float().mean()) for name, v in store.items()}
 
 
-def check_resumable(cfg: DictConfig, output_dir: Path) -> None:
+def check_resumable(cfg: Config | DictConfig, output_dir: Path) -> None:
     """Raise :class:`CheckpointError` now when ``output_dir`` holds a checkpoint of another
     configuration (the check :func:`train` makes), so that the caller refuses the run before it
     touches anything else, such as the tracking run the earlier job recorded."""
+    config = as_config(cfg)
     ckpt_path = output_dir / "checkpoints" / "last.pt"
-    if not (cfg.trainer.resume and ckpt_path.exists()):
+    if not (config.trainer.resume and ckpt_path.exists()):
         return
-    fingerprint = config_fingerprint(cfg)
-    found = load_checkpoint(ckpt_path).get("fingerprint")
-    if found != fingerprint:
-        raise CheckpointError(
-            f"checkpoint {ckpt_path} was written by a different configuration "
-            f"(fingerprint {found} != {fingerprint}); "
-            "use another output directory or trainer.resume=false"
-        )
+    _check_fingerprint(
+        ckpt_path, load_checkpoint(ckpt_path).get("fingerprint"), config_fingerprint(config)
+    )
 
 
 def read_checkpoint_extra(output_dir: Path) -> dict[str, Any]:

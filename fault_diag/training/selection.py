@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-SELECT_RULES: tuple[str, ...] = ("val_loss", "val_acc", "last")
+from fault_diag.config import SELECT_RULES
 
 
 @dataclass
