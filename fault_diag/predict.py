@@ -147,15 +147,14 @@ def check_windows(n_samples: int, fs_in_hz: int, fs_model_hz: int, length: int, 
 
 
 def _catalogue_rate(path: Path) -> int | None:
-    from fault_diag.data.catalogue import file_number_from_name, load_catalogue
+    """The rate a data source's catalogue gives for a file named as one of its files (CWRU:
+    ``105.mat``; HIT-SM: ``MFS/IR2_600.mat``), else None (see fault_diag.data.sources)."""
+    from fault_diag.data.sources import known_rate
 
     if path.suffix.lower() != ".mat":
         return None
-    number = file_number_from_name(path.name)
-    cat = load_catalogue()
-    if number is None or number not in cat.index:
-        return None
-    return int(cat.loc[number, "sampling_rate_hz"])
+    found = known_rate(path)
+    return None if found is None else found[0]
 
 
 def cut_windows(x: np.ndarray, window_length: int, hop: int) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,10 @@ def test_unknown_setup_and_missing_folder(
     monkeypatch.setenv("FAULT_DIAG_DATA_DIR", str(tmp_path))
     assert run(["summary", "--setup", "cwru3"]) == 2  # a bad argument (a missing folder: 1)
     err = capsys.readouterr().err
-    assert "unknown data setup 'cwru3'" in err and "['cwru10', 'cwru4', 'generic']" in err
+    assert (
+        "unknown data setup 'cwru3'" in err
+        and "['cwru10', 'cwru4', 'hit_mfs7', 'hit_selfbuilt7', 'hit_sm7', 'generic']" in err
+    )
     assert err.startswith("fd-data summary: error: ") and err.count("\n") == 1
     monkeypatch.setenv("FAULT_DIAG_DATA_DIR", str(tmp_path / "gone"))
     assert run(["summary"]) == 1

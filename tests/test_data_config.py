@@ -29,7 +29,20 @@ def _compose(name: str, overrides: list[str] | None = None) -> DataConfig:
     return obj
 
 
-@pytest.mark.parametrize("name", ["cwru10", "cwru4", "cwru10_load_split", "cwru10_band4k"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cwru10",
+        "cwru4",
+        "cwru10_load_split",
+        "cwru10_band4k",
+        "hit_mfs7",
+        "hit_selfbuilt7",
+        "hit_mfs7_speed_split",
+        "hit_selfbuilt7_speed_split",
+        "hit_cross_rig",
+    ],
+)
 def test_yaml_lists_every_field_and_composes(name: str) -> None:
     raw = yaml.safe_load((CONF / "data" / f"{name}.yaml").read_text())
     assert raw["defaults"] == ["base_data", "_self_"]

@@ -267,7 +267,8 @@ def test_generic_bad_input(tmp_path: Path, isolated_cache: Path) -> None:
 
 def test_config_errors_name_the_key(tmp_path: Path, isolated_cache: Path) -> None:
     with pytest.raises(
-        UnknownSetupError, match=r"'cwru11'.*known setups: \['cwru10', 'cwru4', 'generic'\]"
+        UnknownSetupError,
+        match=r"'cwru11'.*known setups: \['cwru10', 'cwru4', 'hit_mfs7', 'hit_selfbuilt7', 'hit_sm7', 'generic'\]",
     ):
         build_dataset(DataConfig(setup="cwru11", root=str(tmp_path)))
     DataConfig(eval_hop=100).validate()  # overlapping evaluation windows are allowed

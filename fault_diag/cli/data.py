@@ -1,10 +1,13 @@
 """``fd-data``: download, verify and summarise the recordings (thin layer over ``fault_diag.data``).
 
-    fd-data download [--setup cwru10] [--files 97 105 ...] [--base-url URL] [--dir DIR] [--json]
-    fd-data verify   [--setup cwru10] [--files ...] [--strict] [--json]
-    fd-data summary  [--setup cwru10] [--split time|load] [--config YAML] [--set key=value ...]
-                     [--plot PROFILE.png|.svg] [--no-cache] [--json]
-    fd-data catalogue [--group 12k_DE] [--json]
+    fd-data download [--source cwru] [--setup cwru10] [--files 97 105 ...] [--base-url URL] [--dir DIR]
+    fd-data verify   [--source cwru] [--setup cwru10] [--files ...] [--strict] [--json]
+    fd-data summary  [--source cwru] [--setup cwru10] [--split time|load|condition] [--config YAML]
+                     [--set key=value ...] [--plot PROFILE.png|.svg] [--no-cache] [--json]
+    fd-data catalogue [--source cwru] [--group 12k_DE] [--json]
+
+``--source`` names a data source (``cwru``, ``hit_sm``; ``fault_diag.data.sources``); without it the
+setup's source is used (default ``cwru``). ``--files`` takes the source's file keys (CWRU: numbers).
 
 Exit codes: 0 ok; 1 a check failed (hash mismatch, unusable setup, failed download); 2 bad arguments
 (an unknown setup or file number, a missing or malformed --config, a --set value that is not YAML, a
@@ -54,6 +57,48 @@ def setup_file_numbers(setup: str, loads: Sequence[int] | None = None) -> list[i
     return sorted(int(n) for n in cat["file_number"])
 
 
+def source_of(source: str | None, setup: str | None) -> Any:
+    """The data source of the command: ``--source`` (checked against ``--setup``), else the setup's,
+    else CWRU. An unknown source lists the known ones; a setup of another source is refused."""
+    from fault_diag.data.sources import get_source, source_for_setup
+
+    if source is None:
+        return source_for_setup(setup) if setup and setup != "generic" else get_source("cwru")
+    src = get_source(source)
+    if setup is not None and setup not in src.setup_names():
+        raise ConfigError(
+            f"--setup {setup}: not a setup of source {src.name!r} (its setups: "
+            f"{', '.join(src.setup_names())})"
+        )
+    return src
+
+
+def _key_name(key: Any) -> str:
+    return key if isinstance(key, str) else f"{key}.mat"
+
+
+def download_source_files(
+    source: Any,
+    keys: Sequence[str],
+    *,
+    folder: str | None = None,
+    base_url: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """:func:`download_files` for any source (file keys instead of CWRU numbers)."""
+    override = source.data_dir_override() if folder is None else None
+    report = source.fetch(keys, folder=folder, base_url=base_url, progress=progress)
+    where = override or (Path(folder).resolve() if folder else source.download_dir())
+    env = source.dir_env or paths.DATA_DIR_ENV
+    return {
+        "folder": str(where),
+        "source": f"{env} (never downloads)" if override else "download",
+        "data_source": source.name,
+        "files": {_key_name(k): str(p) for k, p in report.paths.items()},
+        "errors": {_key_name(k): msg for k, msg in report.errors.items()},
+    }
+
+
 def download_files(
     numbers: Sequence[int],
     *,
@@ -75,17 +120,23 @@ def download_files(
 
 
 def verify_report(
-    numbers: Sequence[int] | None = None, folder: str | None = None
+    numbers: Sequence[int] | None = None, folder: str | None = None, source: Any = None
 ) -> dict[str, Any]:
-    """Status (ok / missing / hash_mismatch / unverified) of each catalogue file in the folder."""
+    """Status (ok / missing / hash_mismatch / unverified) of each catalogue file in the folder
+    (``numbers``: CWRU file numbers; with ``source``, that source's file keys)."""
     from fault_diag.data.download import verify_files
 
-    statuses = verify_files(numbers, folder)
+    if source is not None:
+        statuses = source.verify(numbers, folder)
+        where = Path(folder).resolve() if folder else source.recordings_dir()
+    else:
+        statuses = verify_files(numbers, folder)
+        where = Path(folder).resolve() if folder else paths.recordings_dir()
     counts: dict[str, int] = {}
     for s in statuses:
         counts[s.status] = counts.get(s.status, 0) + 1
     return {
-        "folder": str(Path(folder).resolve() if folder else paths.recordings_dir()),
+        "folder": str(where),
         "counts": counts,
         "files": [s.to_dict() for s in statuses],
     }
@@ -140,9 +191,11 @@ def summary_report(
     """Build ``cfg``'s dataset and describe it (windows per class x split, rates, missing, audit,
     healthy class, band filter, band power profile + flags; the profile plot goes to ``plot``)."""
     from fault_diag.data.dataset import build_dataset
+    from fault_diag.data.levels import level_report
 
     ds = build_dataset(cfg, use_cache=use_cache)
     table = ds.summary()
+    x_train, y_train = ds.split("train")
     rates = sorted({int(r) for r in ds.meta["fs_orig_hz"].unique()})
     return {
         "setup": cfg.setup,
@@ -163,6 +216,7 @@ def summary_report(
         "band_hz": ds.protocol.get("band_hz"),
         "band_filter": ds.protocol.get("band_filter"),
         "spectral": spectral_report(ds, plot),
+        "levels": level_report(x_train, y_train, ds.class_names),
         "from_cache": ds.from_cache,
         "protocol": {k: v for k, v in ds.protocol.items() if k not in ("recordings", "resampling")},
     }
@@ -177,12 +231,25 @@ def _print_json(obj: Any) -> None:
 
 
 def _text_summary(rep: dict[str, Any]) -> str:
+    proto = rep["protocol"]
+    split = rep["split"]
+    if split == "condition":
+        split = (
+            f"condition split on {proto.get('condition')}: train {proto.get('train_conditions')}, "
+            f"test {proto.get('test_conditions')}"
+        )
+    elif split == "load":
+        split = f"load split: train {proto.get('train_loads')}, test {proto.get('test_loads')}"
+    else:
+        split += " split"
     lines = [
-        f"setup {rep['setup']} ({rep['split']} split): {rep['n_windows']} windows of "
+        f"setup {rep['setup']} ({split}): {rep['n_windows']} windows of "
         f"{rep['window_length']} samples at {rep['fs_hz']} Hz, channel {rep['channel']}",
         f"source rates: {rep['source_rates_hz']} Hz; resampling: {'; '.join(rep['resampling'])}",
         "",
     ]
+    if proto.get("source"):
+        lines.insert(0, f"source {proto['source']}")
     rows = rep["windows"]
     cols = ["train", "val", "test", "total"]
     width = max(len(c) for c in rows) + 2
@@ -190,15 +257,16 @@ def _text_summary(rep: dict[str, Any]) -> str:
     for name, row in rows.items():
         lines.append(name.ljust(width) + "".join(str(row[c]).rjust(8) for c in cols))
     miss = rep["missing"]
+    what = miss.get("condition", "loads")
     lines.append("")
     if miss["files"]:
         lines.append(f"missing files: {', '.join(miss['files'])} (in {miss['folder']})")
         for cls, loads in miss["loads"].items():
-            lines.append(f"  {cls}: loads {loads} absent")
+            lines.append(f"  {cls}: {what} {loads} absent")
     else:
         lines.append("missing files: none")
     for cls, loads in miss.get("not_published", {}).items():
-        lines.append(f"  {cls}: loads {loads} not published")
+        lines.append(f"  {cls}: {what} {loads} not published")
     if miss["classes"]:
         lines.append(f"missing classes: {', '.join(miss['classes'])}")
     # data.lenient=true: the manifest rows that were dropped, and what the check warned about
@@ -229,6 +297,11 @@ def _text_summary(rep: dict[str, Any]) -> str:
     lines.append(f"band filter: {rep['band_filter'] or 'none (data.band_hz: null)'}")
     lines.append("")
     lines.extend(_text_spectral(rep["spectral"]))
+    if rep.get("levels"):
+        from fault_diag.data.levels import level_lines
+
+        lines.append("")
+        lines.extend(level_lines(rep["levels"]))
     lines.append(f"(from cache: {rep['from_cache']})")
     return "\n".join(lines)
 
@@ -299,27 +372,36 @@ def _build_parser() -> argparse.ArgumentParser:
         )
 
     def common(p: argparse.ArgumentParser, setup_default: str | None) -> None:
-        p.add_argument("--setup", default=setup_default, help="class setup (cwru10, cwru4)")
+        p.add_argument(
+            "--source", help="data source (cwru, hit_sm; default: the setup's, else cwru)"
+        )
+        p.add_argument(
+            "--setup",
+            default=setup_default,
+            help="class setup (cwru10, cwru4, hit_mfs7, hit_selfbuilt7, hit_sm7)",
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output")
         debug(p)
 
-    p = sub.add_parser("download", help="fetch the CWRU files of a setup (or --files)")
-    common(p, "cwru10")
-    p.add_argument("--files", nargs="+", type=int, metavar="N", help="file numbers, e.g. 97 105")
-    p.add_argument("--loads", nargs="+", type=int, metavar="HP", help="only these loads")
-    p.add_argument("--base-url", help="mirror base URL (default $FAULT_DIAG_CWRU_BASE_URL or CWRU)")
+    p = sub.add_parser("download", help="fetch the files of a setup (or --files)")
+    common(p, None)  # default: the source's default setup (cwru10)
+    p.add_argument("--files", nargs="+", metavar="F", help="file keys (CWRU: numbers, e.g. 97 105)")
+    p.add_argument("--loads", nargs="+", type=int, metavar="HP", help="CWRU: only these loads")
+    p.add_argument(
+        "--base-url", help="mirror base URL (default $FAULT_DIAG_<SOURCE>_BASE_URL or the official)"
+    )
     p.add_argument("--dir", help="target folder (default: paths.download_dir())")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("verify", help="check each local file: ok / missing / hash mismatch")
     common(p, None)
-    p.add_argument("--files", nargs="+", type=int, metavar="N")
+    p.add_argument("--files", nargs="+", metavar="F")
     p.add_argument("--dir", help="folder to check (default: the recordings folder)")
     p.add_argument("--strict", action="store_true", help="also fail when files are missing")
 
     p = sub.add_parser("summary", help="build a setup and show windows per class and split")
     common(p, None)  # default: the --config file's setup, else DataConfig's (cwru10)
-    p.add_argument("--split", choices=["time", "load"], help="override data.split")
+    p.add_argument("--split", choices=["time", "load", "condition"], help="override data.split")
     p.add_argument("--config", help="a data YAML (e.g. conf/data/cwru10_load_split.yaml)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="DataConfig fields")
     p.add_argument("--no-cache", action="store_true", help="rebuild, do not read/write the cache")
@@ -327,15 +409,21 @@ def _build_parser() -> argparse.ArgumentParser:
         "--plot", metavar="PATH", help="write the band power profile plot (.png or .svg)"
     )
 
-    p = sub.add_parser("catalogue", help="list the CWRU catalogue")
-    p.add_argument("--group", help="normal | 12k_DE | 48k_DE | 12k_FE")
+    p = sub.add_parser("catalogue", help="list a source's catalogue (default CWRU)")
+    p.add_argument("--source", default="cwru", help="data source (cwru, hit_sm)")
+    p.add_argument("--group", help="CWRU: normal | 12k_DE | 48k_DE | 12k_FE")
     p.add_argument("--json", action="store_true")
     debug(p)
     return parser
 
 
 def _config_from_args(args: argparse.Namespace) -> DataConfig:
+    source = getattr(args, "source", None)
     values: dict[str, Any] = {}
+    if source is not None:
+        src = source_of(source, args.setup)
+        values.update(src.config_defaults)
+        values["setup"] = src.default_setup
     if args.config:
         path = Path(args.config).expanduser()
         if not path.is_file():
@@ -354,9 +442,15 @@ def _config_from_args(args: argparse.Namespace) -> DataConfig:
                 f"{type(loaded).__name__}"
             )
         loaded.pop("defaults", None)
+        if source is not None and loaded.get("setup"):
+            source_of(source, str(loaded["setup"]))  # a config of another source: refused
         values.update(loaded)
     if args.setup:
         values["setup"] = args.setup
+        if source is None and "channel" not in values:
+            # a setup of another source than CWRU starts from that source's defaults
+            src = source_of(None, args.setup)
+            values = {**src.config_defaults, **values}
     if args.split:
         values["split"] = args.split
     values.update(_parse_set(args.set))
@@ -405,8 +499,14 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if getattr(args, "files", None):
-        check_file_numbers(args.files)
+    if args.command in ("download", "verify"):
+        source = source_of(args.source, args.setup)
+        if source.name != "cwru":
+            return _dispatch_source(args, source)
+        if args.files:
+            args.files = [int(k.split(".")[0]) for k in source.check_files(args.files)]
+        if args.command == "download" and not args.setup:
+            args.setup = source.default_setup
     if args.command == "download":
         numbers = args.files or setup_file_numbers(args.setup, args.loads)
         rep = download_files(
@@ -449,6 +549,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             print(_text_summary(rep))
         return 0 if rep["audit"]["passed"] else 1
+    if args.command == "catalogue" and args.source != "cwru":
+        from fault_diag.data.sources import get_source
+
+        cat = get_source(args.source).catalogue()
+        if args.json:
+            _print_json(cat.to_dict(orient="records"))
+        else:
+            view = cat.drop(columns=[c for c in ("source_path",) if c in cat]).copy()
+            view["sha256"] = view["sha256"].map(lambda h: h[:12] + "..." if h else "-")
+            print(view.to_string(index=False))
+        return 0
     if args.command == "catalogue":
         cat = load_catalogue()
         if args.group:
@@ -464,14 +575,56 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices
 
 
-def _classes_without_files(setup: str, present: set[str]) -> list[str]:
+def _dispatch_source(args: argparse.Namespace, source: Any) -> int:
+    """download / verify for a source other than CWRU (file keys, no loads)."""
+    if getattr(args, "loads", None):
+        raise ConfigError(f"--loads is a CWRU option; source {source.name!r} has no loads")
+    keys = source.check_files(args.files) if args.files else None
+    if args.command == "download":
+        setup = args.setup or source.default_setup
+        rep = download_source_files(
+            source,
+            keys or source.file_keys(setup),
+            folder=args.dir,
+            base_url=args.base_url,
+            progress=not args.no_progress,
+        )
+        if keys:
+            failed = bool(rep["errors"])
+        else:
+            missing = _classes_without_files(setup, set(rep["files"]), key="file")
+            rep["classes_without_files"] = missing
+            failed = any("hash" in m.lower() for m in rep["errors"].values()) or bool(missing)
+        if args.json:
+            _print_json(rep)
+        else:
+            print(f"{len(rep['files'])} file(s) available in {rep['folder']} ({rep['source']})")
+            for name, msg in rep["errors"].items():
+                print(f"  {name}: {msg}")
+        return 1 if failed else 0
+    keys = keys or (source.file_keys(args.setup) if args.setup else None)
+    rep = verify_report(keys, args.dir, source=source)
+    if args.json:
+        _print_json(rep)
+    else:
+        print(f"folder {rep['folder']}: {rep['counts']}")
+        for f in rep["files"]:
+            if args.setup or args.files or f["status"] != "missing":
+                print(f"  {f['file']:>22}  {f['status']}")
+    bad = rep["counts"].get("hash_mismatch", 0) + (
+        rep["counts"].get("missing", 0) if args.strict else 0
+    )
+    return 1 if bad else 0
+
+
+def _classes_without_files(setup: str, present: set[str], key: str = "file_name") -> list[str]:
     from fault_diag.data.setups import setup_catalogue
 
     cat = setup_catalogue(setup)
     return sorted(
         str(name)
         for name, grp in cat.groupby("class_name")
-        if not set(grp["file_name"].astype(str)) & present
+        if not set(grp[key].astype(str)) & present
     )
 
 

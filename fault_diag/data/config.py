@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from fault_diag.data.errors import ConfigError
 
-SPLITS = ("time", "load")
+SPLITS = ("time", "load", "condition")
 BALANCES = ("none", "undersample")
 CWRU_CHANNELS = ("DE", "FE", "BA")
 
@@ -27,7 +27,8 @@ class DataConfig:
     train / val / test regions separated by a guard gap, and windows are cut inside each region.
     """
 
-    setup: str = "cwru10"  # cwru10 | cwru4 | generic (see fault_diag.data.setups.list_setups())
+    # cwru10 | cwru4 | hit_mfs7 | hit_selfbuilt7 | hit_sm7 | generic (fault_diag.data.setups.list_setups())
+    setup: str = "cwru10"
     channel: str = (
         "DE"  # CWRU: DE | FE | BA; generic: default variable/column/key when the manifest has none
     )
@@ -37,12 +38,19 @@ class DataConfig:
     # None = window_length (val/test windows never overlap). Smaller (>= 1): val/test windows overlap
     # each other inside their own region only; the audit counts the distinct samples they hold.
     eval_hop: Optional[int] = None
-    split: str = "time"  # time | load
+    split: str = "time"  # time | load | condition
     split_fractions: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     guard_gap: Optional[int] = None  # samples between regions; None = window_length
     loads: Optional[list[int]] = None  # None = every load available (time split)
     train_loads: list[int] = field(default_factory=lambda: [0, 1, 2])  # load split only
     test_loads: list[int] = field(default_factory=lambda: [3])  # load split only
+    # Condition split (split=condition): the condition (the source's: CWRU load; HIT-SM speed, rig),
+    # the values whose recordings are split by time into train | gap | val, and the values whose
+    # recordings are all test (e.g. speed, [600, 900], [1200]: leave one speed out). The CWRU load
+    # split is the same split with condition=load, train_loads and test_loads.
+    condition: Optional[str] = None
+    train_conditions: Optional[list[Any]] = None
+    test_conditions: Optional[list[Any]] = None
     balance: str = "none"  # none | undersample (to the smallest class, per split, seeded)
     seed: int = 0
     # Subset (and order) of the setup's classes; None = all. Generic: the classes, and a manifest
@@ -73,6 +81,18 @@ class DataConfig:
     def effective_guard_gap(self) -> int:
         """Samples left unused between two split regions (``window_length`` unless set)."""
         return self.window_length if self.guard_gap is None else int(self.guard_gap)
+
+    def condition_split(self) -> tuple[str, list[Any], list[Any]] | None:
+        """(condition, training values, test values) of a load or condition split; None for time."""
+        if self.split == "load":
+            return "load", list(self.train_loads), list(self.test_loads)
+        if self.split == "condition":
+            return (
+                str(self.condition),
+                list(self.train_conditions or []),
+                list(self.test_conditions or []),
+            )
+        return None
 
     def validate(self) -> DataConfig:
         """Raise :class:`ConfigError` (naming the key) when a value is out of range; return self."""
@@ -122,8 +142,35 @@ class DataConfig:
                     list(self.test_loads),
                     f"loads disjoint from train_loads {sorted(train)} (shared: {sorted(train & test)})",
                 )
-        if self.setup.startswith("cwru") and self.channel not in CWRU_CHANNELS:
-            raise bad("channel", self.channel, f"one of {list(CWRU_CHANNELS)} for CWRU setups")
+        if self.split == "condition":
+            if not self.condition:
+                raise bad("condition", self.condition, "a condition name for split=condition")
+            train_values = [str(v) for v in self.train_conditions or []]
+            test_values = [str(v) for v in self.test_conditions or []]
+            if not train_values or not test_values:
+                raise bad(
+                    "train_conditions/test_conditions",
+                    (self.train_conditions, self.test_conditions),
+                    "two non-empty lists for split=condition",
+                )
+            if set(train_values) & set(test_values):
+                raise bad(
+                    "test_conditions",
+                    list(self.test_conditions or []),
+                    f"values disjoint from train_conditions {list(self.train_conditions or [])}",
+                )
+        if self.setup != "generic":
+            from fault_diag.data.errors import UnknownSetupError
+            from fault_diag.data.sources import source_for_setup  # lazy: sources are imported late
+
+            try:
+                source = source_for_setup(self.setup)
+            except UnknownSetupError:
+                source = None  # resolution reports it, listing the known setups
+            if source is not None:
+                source.validate_config(self)
+                if self.split == "condition":
+                    source.condition(str(self.condition))
         if self.setup == "generic" and not self.manifest:
             raise bad("manifest", self.manifest, "a path to a manifest CSV for setup=generic")
         if self.band_hz is not None:

@@ -28,14 +28,11 @@ from fault_diag.data.filters import band_filter, band_limit
 from fault_diag.data.readers import PER_FILE, SINGLE_VARIABLE, read_recording
 from fault_diag.data.resample import plan_resampling, resample
 from fault_diag.data.setups import RecordingSpec, Resolution, resolve
+from fault_diag.data.sources.base import norm_value
+from fault_diag.data.sources.cwru import BEARING_NOTE
 from fault_diag.data.splits import SPLIT_NAMES, plan_recording, undersample
 
 log = logging.getLogger(__name__)
-
-BEARING_NOTE = (
-    "CWRU has one bearing per fault class, so a bearing-wise split is not possible; the time split "
-    "keeps windows of one recording in one split region each, separated by a guard gap"
-)
 
 
 @dataclass
@@ -97,7 +94,7 @@ def _config_for_key(cfg: DataConfig) -> dict[str, Any]:
     d.pop("lenient", None)
     # Fields added later are left out while unset, so entries built before they existed stay valid
     # (a null band_hz is no filter; a null healthy_class is the setup's, read back from the setup).
-    for key in ("band_hz", "healthy_class"):
+    for key in ("band_hz", "healthy_class", "condition", "train_conditions", "test_conditions"):
         if d.get(key) is None:
             d.pop(key, None)
     band = _band(cfg)
@@ -251,10 +248,11 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
         columns.setdefault(col, []).append(values)
 
     extra_cols = sorted({k for r in res.recordings for k in r.extra})
+    read = _reader(cfg)
     for spec in sorted(res.recordings, key=lambda r: (label_of[r.class_name], r.key)):
         if cfg.verify_hashes:
             _check_hash(spec)
-        sig = read_recording(spec.path, spec.channel, spec.file_number)
+        sig = read(spec)
         reads.append((spec.channel, sig.single_variable))
         plan = plan_resampling(spec.fs_hz, cfg.fs_hz)
         x = resample(sig.data, spec.fs_hz, cfg.fs_hz)
@@ -262,10 +260,7 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
             # Whole recording, before the split: fd-predict filters new recordings the same way.
             x = band_limit(x, cfg.fs_hz, band)
         resampling[spec.key] = plan.describe()
-        if cfg.split == "load":
-            role = "load_test" if spec.load_hp in set(cfg.test_loads) else "load_train"
-        else:
-            role = "time"
+        role = split_role(cfg, spec)
         planned = plan_recording(
             source=str(spec.path),
             n_samples=x.size,
@@ -369,6 +364,29 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
     )
 
 
+def _reader(cfg: DataConfig) -> Any:
+    """The function reading one recording spec: the source's reader (generic: by suffix)."""
+    if cfg.setup == "generic":
+        return lambda spec: read_recording(spec.path, spec.channel, spec.file_number)
+    from fault_diag.data.sources import source_for_setup
+
+    return source_for_setup(cfg.setup).read
+
+
+def split_role(cfg: DataConfig, spec: RecordingSpec) -> str:
+    """How a recording is split: ``time`` (train | val | test by time), or for a load / condition
+    split ``load_train`` (train | val by time; the recording's condition value is a training one) or
+    ``load_test`` (the whole recording is test). The CWRU load split is the condition split on load."""
+    split = cfg.condition_split()
+    if split is None:
+        return "time"
+    name, _train, test = split
+    value = spec.conditions.get(name)
+    if value is None and name == "load":  # specs made before conditions existed
+        value = spec.load_hp
+    return "load_test" if norm_value(value) in {norm_value(v) for v in test} else "load_train"
+
+
 def _raise_leak(cfg: DataConfig, audit: AuditReport, margins: dict[str, int]) -> None:
     """Raise the audit's :class:`LeakageError`, saying which setting to change when it is the gap."""
     try:
@@ -434,16 +452,41 @@ def _protocol(
         "n_recordings": len(recordings),
         "resampling": resampling,
         "recordings": recordings,
-        "note": BEARING_NOTE,
+        "note": _source_note(cfg),
     }
+    if cfg.setup != "generic":
+        p["source"] = _source_name(cfg)
     if cfg.split == "load":
         p["train_loads"] = list(cfg.train_loads)
         p["test_loads"] = list(cfg.test_loads)
+    elif cfg.split == "condition":
+        p["region_order"] = (
+            f"training {cfg.condition} values: train | gap | val (by time); test {cfg.condition} "
+            "values: whole recording is test"
+        )
+        p["condition"] = cfg.condition
+        p["train_conditions"] = list(cfg.train_conditions or [])
+        p["test_conditions"] = list(cfg.test_conditions or [])
     else:
         p["loads"] = None if cfg.loads is None else list(cfg.loads)
     if cfg.manifest:
         p["manifest"] = str(cfg.manifest)
     return _jsonable(p)
+
+
+def _source_name(cfg: DataConfig) -> str:
+    from fault_diag.data.sources import source_for_setup
+
+    return source_for_setup(cfg.setup).name
+
+
+def _source_note(cfg: DataConfig) -> str:
+    """What the split can and cannot show on the setup's source (CWRU's for the generic setup)."""
+    if cfg.setup == "generic":
+        return BEARING_NOTE
+    from fault_diag.data.sources import source_for_setup
+
+    return source_for_setup(cfg.setup).note or BEARING_NOTE
 
 
 def _jsonable(obj: Any) -> Any:

@@ -126,8 +126,9 @@ def _check_hash(path: Path, expected: str | None) -> None:
 class FetchReport:
     """Outcome of :func:`fetch`: local paths of the files obtained and errors of the others."""
 
-    paths: dict[int, Path] = field(default_factory=dict)
-    errors: dict[int, str] = field(default_factory=dict)
+    # keys: CWRU file numbers (fetch), or a source's file keys ("MFS/IR2_600.mat")
+    paths: dict[Any, Path] = field(default_factory=dict)
+    errors: dict[Any, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -139,7 +140,10 @@ class FetchReport:
         if self.errors:
             raise DownloadError(
                 f"{len(self.errors)} file(s) could not be obtained:\n  "
-                + "\n  ".join(f"{n}.mat: {msg}" for n, msg in sorted(self.errors.items()))
+                + "\n  ".join(
+                    f"{n if isinstance(n, str) else f'{n}.mat'}: {msg}"
+                    for n, msg in sorted(self.errors.items(), key=lambda kv: str(kv[0]))
+                )
             )
 
 
@@ -201,3 +205,95 @@ def verify_files(
             status = "ok" if actual == expected else "hash_mismatch"
         out.append(FileStatus(str(r.file_name), str(path), status, expected, actual))
     return out
+
+
+def verify_entries(entries: Iterable[tuple[str, Path, str | None]]) -> list[FileStatus]:
+    """Status of each ``(name, path, expected sha256)`` (any source)."""
+    out = []
+    for name, path, expected in entries:
+        if not path.is_file():
+            out.append(FileStatus(name, str(path), "missing", expected, None))
+            continue
+        actual = sha256_of(path)
+        status = (
+            "unverified" if expected is None else ("ok" if actual == expected else "hash_mismatch")
+        )
+        out.append(FileStatus(name, str(path), status, expected, actual))
+    return out
+
+
+def fetch_source_files(
+    source: Any,
+    keys: Iterable[str],
+    *,
+    folder: str | Path | None = None,
+    base_url: str | None = None,
+    progress: bool = True,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> FetchReport:
+    """Obtain ``keys`` of a :class:`~fault_diag.data.sources.base.DataSource` (as :func:`fetch`).
+
+    A folder that already holds the source's files (``source.data_dir_override()``) is only
+    checked, never written; else each file goes to ``folder`` (default ``source.download_dir()``)
+    under its key (``MFS/IR2_600.mat``), fetched from ``source.url(key, base_url)`` by pooch, which
+    keeps it only when its SHA-256 matches the catalogue. Failures are collected, not raised.
+    """
+    report = FetchReport()
+    override = source.data_dir_override() if folder is None else None
+    target = Path(folder).expanduser().resolve() if folder is not None else source.download_dir()
+    for key in sorted(set(keys)):
+        expected = source.expected_sha256(key)
+        try:
+            if override is not None:
+                path = override / key
+                if not path.is_file():
+                    raise MissingDataError(
+                        f"{key} is not in {override} (files are never downloaded to a folder the "
+                        f"project reads {source.title} from): put it there, or unset "
+                        f"{source.dir_env or paths.DATA_DIR_ENV} to download it"
+                    )
+                _check_hash(path, expected)
+                report.paths[key] = path
+                continue
+            report.paths[key] = _pooch_fetch(
+                key, source.url(key, base_url), expected, target, progress, timeout_s, source
+            )
+        except DataError as exc:
+            log.debug("%s", exc)
+            report.errors[key] = str(exc)
+    return report
+
+
+def _pooch_fetch(
+    key: str,
+    url: str,
+    expected: str | None,
+    target: Path,
+    progress: bool,
+    timeout_s: float,
+    source: Any,
+) -> Path:
+    import pooch  # lazy: only downloads need it
+    import requests
+
+    hint = f"To supply it by hand, put it at {target / key} (from {url}), or {source.dir_hint()}"
+    fetcher = pooch.create(
+        path=target,
+        base_url="",
+        registry={key: f"sha256:{expected}" if expected else None},
+        urls={key: url},
+    )
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout_s)
+    try:
+        return Path(fetcher.fetch(key, downloader=downloader))
+    except ValueError as exc:
+        if "hash" in str(exc).lower():
+            raise HashMismatchError(
+                f"{key} downloaded from {url} does not match the catalogue SHA-256 {expected}; "
+                f"the download was discarded (nothing was written to {target}). {hint}"
+            ) from exc
+        raise DownloadError(f"download of {url} failed: {exc}. {hint}") from exc
+    except requests.exceptions.RequestException as exc:
+        raise DownloadError(
+            f"could not download {url} ({type(exc).__name__}: {exc}). {hint}"
+        ) from exc

@@ -21,6 +21,10 @@ class UnknownSetupError(ConfigError):
     """The ``setup`` name is not registered; the message lists the known setups."""
 
 
+class UnknownSourceError(ConfigError):
+    """The data source name is not registered; the message lists the known sources."""
+
+
 class RecordingReadError(DataError):
     """A recording could not be read (truncated, corrupt, unsupported format)."""
 

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from fault_diag.data.errors import ConfigError
 
@@ -83,5 +82,9 @@ def resample(x: np.ndarray, fs_in_hz: int, fs_out_hz: int) -> np.ndarray:
     if plan.method == "none":
         return x
     if plan.method == "decimate_fir":
+        from scipy import signal  # lazy: `import fault_diag.data` stays free of scipy
+
         return np.ascontiguousarray(signal.decimate(x, plan.down, ftype="fir", zero_phase=True))
+    from scipy import signal
+
     return np.ascontiguousarray(signal.resample_poly(x, plan.up, plan.down))

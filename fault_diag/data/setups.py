@@ -1,4 +1,9 @@
-"""Named class setups (which recordings make which class) and the generic manifest-driven dataset.
+"""Named class setups (which recordings make which class), their resolution against the disk, and the
+generic manifest-driven dataset.
+
+Setups belong to data sources (:mod:`fault_diag.data.sources`): CWRU's are defined here,
+HIT-SM's in :mod:`fault_diag.data.sources.hit_sm`; :func:`resolve` works for any source through the
+source's catalogue (:func:`resolve_catalogue`).
 
 - ``cwru10``: normal + inner race / ball / outer race @6:00 x 0.007 / 0.014 / 0.021 in, 12 kHz drive
   end, loads 0-3 HP (the usual 10-class CWRU task; the normal baseline is 48 kHz and is decimated).
@@ -36,6 +41,7 @@ from fault_diag.data.manifest import (  # noqa: F401 - re-exported: the manifest
     check_manifest,
     read_manifest,
 )
+from fault_diag.data.sources.base import DataSource, norm_value, sort_values
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +93,9 @@ class RecordingSpec:
     file_number: int | None = None
     sha256: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Operating conditions a condition split may use ({"load": 1}, {"speed": 600, "rig": "MFS"}).
+    conditions: dict[str, Any] = field(default_factory=dict)
+    expected_variable: str | None = None  # the variable the source's catalogue lists, if any
 
 
 @dataclass
@@ -146,20 +155,33 @@ def register_setup(setup: Setup) -> None:
 
 
 def list_setups() -> list[str]:
-    """Names accepted by ``DataConfig.setup``."""
-    return sorted(SETUPS) + [GENERIC]
+    """Names accepted by ``DataConfig.setup`` (every source's setups, then ``generic``)."""
+    from fault_diag.data.sources import all_setup_names
+
+    return all_setup_names()
 
 
 def get_setup(name: str) -> Setup:
-    """The CWRU setup called ``name``; :class:`UnknownSetupError` lists the known ones."""
-    if name not in SETUPS:
-        raise UnknownSetupError(f"unknown data setup {name!r}; known setups: {list_setups()}")
-    return SETUPS[name]
+    """The setup called ``name`` (any source); :class:`UnknownSetupError` lists the known ones."""
+    if name in SETUPS:
+        return SETUPS[name]
+    from fault_diag.data.sources import source_for_setup
+
+    if name == GENERIC:
+        raise UnknownSetupError(f"setup {name!r} is a manifest, not a catalogue setup")
+    return source_for_setup(name).get_setup(name)
 
 
 def setup_catalogue(setup: Setup | str) -> pd.DataFrame:
-    """Catalogue rows of every file of ``setup`` with a ``class_name`` column (all loads)."""
-    setup = get_setup(setup) if isinstance(setup, str) else setup
+    """Catalogue rows of every file of ``setup`` (any source) with a ``class_name`` column."""
+    from fault_diag.data.sources import source_for_setup
+
+    name = setup if isinstance(setup, str) else setup.name
+    return source_for_setup(name).setup_catalogue(setup)
+
+
+def cwru_setup_catalogue(setup: Setup) -> pd.DataFrame:
+    """CWRU catalogue rows of every file of ``setup`` with a ``class_name`` column (all loads)."""
     cat = load_catalogue()
     parts = []
     for spec in setup.classes:
@@ -224,14 +246,20 @@ def healthy_class_for(cfg: DataConfig, class_names: list[str]) -> str | None:
 
 
 def recordings_root(cfg: DataConfig) -> Path:
-    """Folder the recordings of ``cfg`` are read from (``cfg.root`` or ``paths.recordings_dir()``)."""
-    return Path(cfg.root).expanduser().resolve() if cfg.root else paths.recordings_dir()
+    """Folder the recordings of ``cfg`` are read from (``cfg.root``, else the source's folder)."""
+    if cfg.root:
+        return Path(cfg.root).expanduser().resolve()
+    if cfg.setup == GENERIC:
+        return paths.recordings_dir()
+    from fault_diag.data.sources import source_for_setup
+
+    return source_for_setup(cfg.setup).recordings_dir()
 
 
-def _missing_folder(root: Path, setup: str) -> MissingDataFolderError:
+def _missing_folder(root: Path, setup: str, source: DataSource) -> MissingDataFolderError:
     return MissingDataFolderError(
-        f"recordings folder {root} does not exist: run `fd-data download --setup {setup}` or set "
-        f"{paths.DATA_DIR_ENV} to a folder that holds the CWRU .mat files (e.g. 105.mat)"
+        f"recordings folder {root} does not exist: run `fd-data download --setup {setup}` or "
+        f"{source.dir_hint()}"
     )
 
 
@@ -239,54 +267,62 @@ def resolve(cfg: DataConfig) -> Resolution:
     """Find the recordings of ``cfg`` on disk; record what is missing; stop if a class has none."""
     if cfg.setup == GENERIC:
         return resolve_manifest(cfg)
-    setup = get_setup(cfg.setup)
-    root = recordings_root(cfg)
+    from fault_diag.data.sources import source_for_setup
+
+    return source_for_setup(cfg.setup).resolve(cfg)
+
+
+def resolve_catalogue(cfg: DataConfig, source: DataSource) -> Resolution:
+    """:func:`resolve` for a source with a catalogue (CWRU, HIT-SM, ...).
+
+    Which recordings: the setup's classes (``data.classes``), at the values of the split's condition
+    (a condition split: ``train_conditions`` + ``test_conditions``; the CWRU load split: loads;
+    a time split: every value, or ``data.loads`` on CWRU). Absent files are recorded per class and
+    condition value; :class:`MissingClassesError` names the class and condition left without data.
+    """
+    setup = source.get_setup(cfg.setup)
+    root = Path(cfg.root).expanduser().resolve() if cfg.root else source.recordings_dir()
     if not root.is_dir():
-        raise _missing_folder(root, cfg.setup)
+        raise _missing_folder(root, cfg.setup, source)
     names = _selected_classes(setup.class_names, cfg.classes, cfg.setup)
     healthy = healthy_class_for(cfg, names)  # before any file is looked at: a config error
-    cat = setup_catalogue(setup)
+    cat = source.setup_catalogue(setup)
     cat = cat[cat["class_name"].isin(names)]
-    if cfg.split == "load":
-        wanted_loads = sorted(set(cfg.train_loads) | set(cfg.test_loads))
-    else:
-        wanted_loads = (
-            sorted(set(cfg.loads)) if cfg.loads is not None else sorted(set(cat["load_hp"]))
-        )
-    cat = cat[cat["load_hp"].isin(wanted_loads)]
-    recordings, missing_files = [], []
-    missing_loads: dict[str, list[int]] = {}
-    present_loads: dict[str, list[int]] = {n: [] for n in names}
-    for _, row in cat.iterrows():
-        path = root / str(row["file_name"])
-        if path.is_file():
-            present_loads[row["class_name"]].append(int(row["load_hp"]))
-            recordings.append(
-                RecordingSpec(
-                    key=str(row["file_name"]),
-                    path=path,
-                    class_name=str(row["class_name"]),
-                    fs_hz=int(row["sampling_rate_hz"]),
-                    load_hp=int(row["load_hp"]),
-                    channel=cfg.channel,
-                    file_number=int(row["file_number"]),
-                    sha256=str(row["sha256"]) or None,
-                    extra={
-                        "fault": str(row["fault"]),
-                        "fault_size_in": float(row["fault_size_in"]),
-                    },
+    split = cfg.condition_split()
+    cond = source.condition(split[0]) if split else source.primary_condition()
+    values = cat[cond.column].map(norm_value)
+    if split is not None:
+        wanted = sort_values(norm_value(v) for v in [*split[1], *split[2]])
+        if cfg.split == "condition":
+            unknown = [v for v in wanted if v not in set(values)]
+            if unknown:
+                raise ConfigError(
+                    f"data.train_conditions/test_conditions: {unknown} are not {cond.plural} of "
+                    f"setup {cfg.setup!r} (its {cond.plural}: {sort_values(values)})"
                 )
-            )
+    else:
+        chosen = source.time_split_values(cfg)
+        wanted = sort_values(values) if chosen is None else sort_values(map(norm_value, chosen))
+    keep = values.isin(wanted)
+    cat, values = cat[keep], values[keep]
+    recordings, missing_files = [], []
+    missing_values: dict[str, list[Any]] = {}
+    present: dict[str, list[Any]] = {n: [] for n in names}
+    for (_, row), value in zip(cat.iterrows(), values, strict=True):
+        spec = source.spec_for(row, root, cfg)
+        if spec.path.is_file():
+            present[spec.class_name].append(value)
+            recordings.append(spec)
         else:
-            missing_files.append(str(row["file_name"]))
-            missing_loads.setdefault(str(row["class_name"]), []).append(int(row["load_hp"]))
+            missing_files.append(spec.key)
+            missing_values.setdefault(spec.class_name, []).append(value)
     not_published = {
-        n: sorted(set(wanted_loads) - set(cat.loc[cat["class_name"] == n, "load_hp"]))
-        for n in names
+        n: sort_values(set(wanted) - set(values[cat["class_name"] == n])) for n in names
     }
     not_published = {k: v for k, v in not_published.items() if v}
-    missing = _missing_record(names, missing_files, missing_loads, not_published, root)
-    _check_coverage(cfg, names, present_loads, missing, cat, root)
+    missing = _missing_record(names, missing_files, missing_values, not_published, root)
+    missing["condition"] = cond.plural
+    _check_coverage(cfg, names, present, missing, cat, root, source)
     return Resolution(names, recordings, missing, root, healthy)
 
 
@@ -313,26 +349,31 @@ def _missing_record(
 def _check_coverage(
     cfg: DataConfig,
     names: list[str],
-    present_loads: Mapping[str, list[int]],
+    present_loads: Mapping[str, list[Any]],
     missing: dict[str, Any],
     cat: pd.DataFrame,
     root: Path,
+    source: DataSource | None = None,
 ) -> None:
-    """Warn about absent loads; raise :class:`MissingClassesError` when a class (or role) is empty."""
+    """Warn about absent recordings; raise :class:`MissingClassesError` naming the class and the
+    condition (load, speed, rig) when a class has no recording at all, or none in a split role."""
     problems = []
+    split = cfg.condition_split()
+    plural = missing.get("condition", "loads")
     for name in names:
         have = set(present_loads.get(name, []))
-        if cfg.split == "load":
-            for role, loads in (("train", cfg.train_loads), ("test", cfg.test_loads)):
-                if not have & set(loads):
-                    problems.append(f"{name} has no recording at {role} loads {sorted(loads)}")
+        if split is not None:
+            for role, wanted in (("train", split[1]), ("test", split[2])):
+                values = sort_values(norm_value(v) for v in wanted)
+                if not have & set(values):
+                    problems.append(f"{name} has no recording at {role} {plural} {values}")
         elif not have:
             problems.append(f"{name} has no recording")
     absent_classes = [n for n in names if not present_loads.get(n)]
     missing["classes"] = absent_classes
     if missing["files"] or missing["not_published"]:
-        parts = [f"{k}: loads {v} absent" for k, v in missing["loads"].items()]
-        parts += [f"{k}: loads {v} not published" for k, v in missing["not_published"].items()]
+        parts = [f"{k}: {plural} {v} absent" for k, v in missing["loads"].items()]
+        parts += [f"{k}: {plural} {v} not published" for k, v in missing["not_published"].items()]
         log.warning(
             "%s: %d recordings missing in %s (%s); files: %s",
             cfg.setup,
@@ -353,9 +394,10 @@ def _check_coverage(
                 f"Fix the manifest {cfg.manifest} or put the files in {root}"
             )
         else:
+            env = source.dir_env if source is not None and source.dir_env else paths.DATA_DIR_ENV
             advice = (
                 f"Missing files: {files}. Put them in {root} (`fd-data download --setup "
-                f"{cfg.setup}`) or set {paths.DATA_DIR_ENV}"
+                f"{cfg.setup}`) or set {env}"
             )
         raise MissingClassesError(
             f"cannot build {cfg.setup!r} ({cfg.split} split): "
@@ -401,6 +443,7 @@ def resolve_manifest(cfg: DataConfig) -> Resolution:
                 file_number=None,
                 sha256=str(sha).lower() if isinstance(sha, str) and sha else None,
                 extra={c: _plain(row[c]) for c in extra_cols},
+                conditions={"load": _load_key(load_val)},
             )
         )
     # Absent files are only ever dropped rows (lenient): list them as the CWRU setups list theirs.

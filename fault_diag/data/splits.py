@@ -8,8 +8,10 @@ one window length: it also covers the support of the resampling filter), and win
 each region. Training windows may overlap each other (``train_hop``); validation and test windows do
 not overlap anything (hop >= window length).
 
-A load-wise split (train on some loads, test on others) uses the same machinery: recordings of the
-training loads are split by time into train | gap | val, recordings of the test loads are all test.
+A condition split (train on some loads, speeds or rigs, test on others; the CWRU load split is the
+one on load) uses the same machinery: recordings of the training conditions are split by time into
+train | gap | val (roles ``load_train``), recordings of the test conditions are all test
+(``load_test``).
 
 Note: CWRU has one bearing per fault class, so a bearing-wise split is not possible on it.
 """
