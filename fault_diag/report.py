@@ -112,6 +112,8 @@ ALPHA = 0.05
 #: Above this many rows report.md points to runs.csv instead of repeating it.
 MAX_MD_ROWS = 400
 METRIC_LABELS = {"bal_acc": "balanced accuracy", "acc": "accuracy"}
+#: Width (inches) of the legend margin right of a figure's panels.
+LEGEND_WIDTH_IN = 2.4
 
 
 class ReportError(ValueError):
@@ -315,24 +317,56 @@ def read_window_scores(path: str | Path) -> WindowScores:
     return WindowScores(labels, class_names, healthy_label, conditions, correct, healthy, draws)
 
 
+def _local_artifact_path(artifact_uri: str) -> Path | None:
+    """The folder of a run's artifacts when the store keeps them on this machine (a plain path or
+    a ``file:`` URI), else None (a server's ``mlflow-artifacts:``, ``s3:``, ...)."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "" and artifact_uri.startswith("/"):
+        return Path(artifact_uri)
+    return None
+
+
 def load_window_scores(selection: RunSelection) -> dict[str, WindowScores]:
     """``window_scores.npz`` of every selected run that logged one, by run id.
 
     A run without it (logged before it existed, or by a tracker that did not log it) is simply
     absent: its cells fall back to seed-only intervals, and the report says how many runs had one.
-    A file that is there but cannot be used is logged as a warning.
+    A file that is there but cannot be used is logged as a warning. Artifacts on this machine are
+    read in place; others are downloaded (importing ``mlflow.artifacts`` only then: it alone costs
+    most of a second).
     """
-    import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
     found: dict[str, WindowScores] = {}
+    remote = []
+    for run in selection.runs:
+        folder = _local_artifact_path(run.info.artifact_uri)
+        if folder is None:
+            remote.append(run)
+            continue
+        path = folder / WINDOW_SCORES_ARTIFACT
+        if not path.is_file():
+            log.debug("run %s: no %s", run.info.run_id, path)
+            continue
+        try:
+            found[run.info.run_id] = read_window_scores(path)
+        except (ValueError, OSError, KeyError) as exc:
+            log.warning("run %s: %s not used: %s", run.info.run_id, WINDOW_SCORES_ARTIFACT, exc)
+    if not remote:
+        return found
+    import mlflow.artifacts
+
     # MLflow draws a progress bar per download: 200 of them would bury the report's own output
     quiet = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
     before = os.environ.get(quiet)
     os.environ[quiet] = "false"
     try:
         with tempfile.TemporaryDirectory(prefix="fd-report-") as tmp:
-            for run in selection.runs:
+            for run in remote:
                 rid = run.info.run_id
                 # from the run's artifact URI: no tracking-server round trip per run
                 uri = f"{run.info.artifact_uri.rstrip('/')}/{WINDOW_SCORES_ARTIFACT}"
@@ -976,10 +1010,8 @@ def plot_accuracy_vs_snr(summary: pd.DataFrame, path: Path, title: str) -> dict[
     """
     import matplotlib
 
-    matplotlib.use("Agg")
     # fixed ids in the SVG (matplotlib salts them at random): a regenerated figure is byte-identical
     matplotlib.rcParams["svg.hashsalt"] = "fault-diag"
-    import matplotlib.pyplot as plt
 
     curves = curve_rows(summary)
     panels: dict[str, list[str]] = {}
@@ -998,9 +1030,9 @@ def plot_accuracy_vs_snr(summary: pd.DataFrame, path: Path, title: str) -> dict[
         for i, name in enumerate(sorted(str(v) for v in pd.unique(curves["data_setup"])))
     }
     # tab10 gives 10 distinct colours; beyond that tab20 (the registry has 9 models today).
-    cmap = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if len(models) <= 10 else "tab20"]
     colours = {m: cmap(i % cmap.N) for i, m in enumerate(models)}
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(rows),
         len(noises),
         figsize=(max(6.0, 4.4 * len(noises)), 3.4 * len(rows) + 1.0),
@@ -1079,7 +1111,6 @@ def plot_accuracy_vs_snr(summary: pd.DataFrame, path: Path, title: str) -> dict[
     fig.savefig(path, dpi=200)
     # no creation date in the SVG: a regenerated report is byte-identical
     fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
-    plt.close(fig)
     return {name: sorted(labels) for name, labels in panels.items()}
 
 
@@ -1092,23 +1123,24 @@ def plot_thresholds_vs_snr(
     """
     import matplotlib
 
-    matplotlib.use("Agg")
     # fixed ids in the SVG (matplotlib salts them at random): a regenerated figure is byte-identical
     matplotlib.rcParams["svg.hashsalt"] = "fault-diag"
-    import matplotlib.pyplot as plt
 
     data = thresholds[~thresholds["protocol"].isin(GRID_PROTOCOLS) & thresholds["snr_db"].notna()]
     panels: dict[str, list[str]] = {}
     if data.empty:
         return panels
     noises = _ordered_noises(data["noise"])
-    fig, axes = plt.subplots(
-        1, len(noises), figsize=(max(5.5, 4.2 * len(noises)), 3.8), squeeze=False
+    fig, axes = _subplots(
+        1,
+        len(noises),
+        figsize=(max(5.5, 4.2 * len(noises)) + LEGEND_WIDTH_IN, 3.8),
+        squeeze=False,
     )
     styles = ["-", "--", ":", "-."]
     models = sorted(data["model"].unique())
     stages = sorted(data["stage"].unique())
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, noise in zip(axes[0], noises, strict=True):
         sub = data[data["noise"] == noise]
         for mi, model in enumerate(models):
@@ -1143,21 +1175,32 @@ def plot_thresholds_vs_snr(
             if label not in labels:
                 handles.append(h)
                 labels.append(label)
+    right = 1.0 - LEGEND_WIDTH_IN / fig.get_figwidth()
     fig.legend(
         handles,
         labels,
         loc="center left",
-        bbox_to_anchor=(1.0, 0.5),
+        bbox_to_anchor=(right, 0.5),
         fontsize=8,
         frameon=False,
-        title="model, stage (band: ±1 std over seeds)",
+        title="model, stage\n(band: ±1 std over seeds)",
         title_fontsize=8,
     )
     fig.suptitle(f"{title}: learned DRSN thresholds on the test windows", fontsize=10)
-    fig.tight_layout()
-    _save_figure(fig, path, bbox_inches="tight")
-    plt.close(fig)
+    fig.tight_layout(rect=(0, 0, right, 1))
+    _save_figure(fig, path)
     return panels
+
+
+def _subplots(nrows: int, ncols: int, *, figsize: tuple[float, float], **kwargs: Any) -> Any:
+    """``(figure, axes)`` on the Agg canvas, without pyplot (no global state, no GUI backend, and
+    0.4 s less to import)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _save_figure(fig: Any, path: Path, **kwargs: Any) -> None:
@@ -1178,9 +1221,8 @@ def plot_matched_grid(summary: pd.DataFrame, path: Path, title: str) -> dict[str
     """
     import matplotlib
 
-    matplotlib.use("Agg")
+    # fixed ids in the SVG (matplotlib salts them at random): a regenerated figure is byte-identical
     matplotlib.rcParams["svg.hashsalt"] = "fault-diag"
-    import matplotlib.pyplot as plt
 
     grid = matched_grid_rows(summary[summary["variant"] == PLAIN])
     panels: dict[str, list[str]] = {}
@@ -1196,7 +1238,7 @@ def plot_matched_grid(summary: pd.DataFrame, path: Path, title: str) -> dict[str
         .sort_values(["rank", "snr_db"])
     )
     train_snrs = sorted(float(v) for v in trained["snr_db"].unique())
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps["viridis"]
     colour = {v: cmap(0.85 * i / max(1, len(train_snrs) - 1)) for i, v in enumerate(train_snrs)}
     styles = {
         n: ls
@@ -1208,10 +1250,10 @@ def plot_matched_grid(summary: pd.DataFrame, path: Path, title: str) -> dict[str
             sorted(str(v) for v in pd.unique(grid["data_setup"])), "osD^v<>" * 4, strict=False
         )
     }
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(models),
         len(noises),
-        figsize=(3.6 * len(noises) + 2.6, 2.9 * len(models) + 0.9),
+        figsize=(3.6 * len(noises) + LEGEND_WIDTH_IN, 2.9 * len(models) + 0.9),
         sharex=True,
         sharey=True,
         squeeze=False,
@@ -1263,11 +1305,14 @@ def plot_matched_grid(summary: pd.DataFrame, path: Path, title: str) -> dict[str
     handles["its training condition"] = Line2D(
         [], [], ls="", marker="o", ms=7, mfc="white", mec="black", mew=1.2
     )
+    # the legend in a margin of its own, right of the panels (never over the data); a fixed width
+    # in inches rather than bbox_inches="tight", which draws every figure twice
+    right = 1.0 - LEGEND_WIDTH_IN / fig.get_figwidth()
     fig.legend(
         list(handles.values()),
         list(handles),
         loc="center left",
-        bbox_to_anchor=(1.0, 0.5),
+        bbox_to_anchor=(right, 0.5),
         fontsize=9,
         frameon=False,
     )
@@ -1276,9 +1321,8 @@ def plot_matched_grid(summary: pd.DataFrame, path: Path, title: str) -> dict[str
         "(line: mean over seeds; band: 95 % bootstrap interval)",
         fontsize=10,
     )
-    fig.tight_layout()
-    _save_figure(fig, path, bbox_inches="tight")
-    plt.close(fig)
+    fig.tight_layout(rect=(0, 0, right, 1))
+    _save_figure(fig, path)
     return {name: sorted(labels) for name, labels in panels.items()}
 
 
