@@ -78,8 +78,41 @@ def shared_bundle(tmp_path_factory, real_windows) -> tuple[Path, Classifier]:
     """One WDCNN bundle (the fastest to export) shared by the tamper tests; they edit copies."""
     clf = _classifier("wdcnn")
     out = tmp_path_factory.mktemp("bundles") / "wdcnn"
-    export_bundle(clf, _card(clf), out, real_windows=real_windows, real_windows_source="105/97.mat")
+    export_bundle(
+        clf,
+        _card(clf),
+        out,
+        real_windows=real_windows,
+        real_windows_source="105/97.mat",
+        progress=_SHARED_PHASES.append,
+    )
     return out, clf
+
+
+_SHARED_PHASES: list[str] = []
+
+
+def test_export_reports_its_phases(shared_bundle) -> None:
+    """export_bundle calls progress() as each phase starts; fd-export shows them (PhaseDisplay)."""
+    import io
+
+    from fault_diag.bundle.write import PHASES
+    from fault_diag.cli.export import PhaseDisplay
+
+    assert list(PHASES[1:]) == _SHARED_PHASES  # "building" is export_from_source's phase
+    stream = io.StringIO()
+    display = PhaseDisplay(stream, PHASES)
+    for phase in PHASES:
+        display(phase)
+    display.close(ok=True)
+    lines = stream.getvalue().splitlines()
+    assert lines[:4] == [f"fd-export [{i}/4] {p} ..." for i, p in enumerate(PHASES, 1)]
+    assert lines[4].startswith("fd-export: done in ") and "parity check" in lines[4]
+    failed = io.StringIO()
+    display = PhaseDisplay(failed, PHASES)
+    display("building")
+    display.close(ok=False)
+    assert failed.getvalue() == "fd-export [1/4] building ...\n"  # the error line says the rest
 
 
 def _params():

@@ -17,6 +17,7 @@ import logging
 import platform
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,15 @@ from fault_diag.io import (
 )
 
 log = logging.getLogger(__name__)
+
+#: The phases an export reports to its ``progress`` callback, in order (``fd-export`` shows them).
+PHASES = ("building", "ONNX export", "parity check", "writing")
+Progress = Callable[[str], None]
+
+
+def _no_progress(phase: str) -> None:
+    del phase
+
 
 MAX_BATCH = 1 << 16
 
@@ -155,6 +165,7 @@ def export_bundle(
     source: dict[str, Any] | None = None,
     overwrite: bool = False,
     before_commit: Any = None,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Write the bundle for ``classifier`` (normalisation included) and its ``card`` to ``out_dir``.
 
@@ -163,7 +174,9 @@ def export_bundle(
     called after the parity check, before the bundle is moved into place (e.g. to register the
     model); it may return a dict stored as ``card["export"]["registered_model"]``. Raises
     :class:`ExportError` / :class:`ParityError`; on any failure nothing is left at ``out_dir``.
+    ``progress(phase)`` is called as each of the last three :data:`PHASES` starts.
     """
+    progress = progress or _no_progress
     card = validate_card(json.loads(json.dumps(card, default=str)))
     length, labels = int(card["window_length"]), list(card["labels"])
     classifier = classifier.eval().cpu()
@@ -190,6 +203,7 @@ def export_bundle(
     # killed export's leftovers from a concurrent one's folder.
     tmp = make_staging_dir(out_dir)
     try:
+        progress("ONNX export")
         export_info: dict[str, Any] = {
             "format": BUNDLE_FORMAT,
             "format_version": BUNDLE_FORMAT_VERSION,
@@ -232,6 +246,7 @@ def export_bundle(
         }
         final = {**model_fields(card), "export": export_info}
         atomic_write_json(tmp / CARD_FILE, final, default=str)
+        progress("parity check")
         parity = parity_report(
             classifier,
             tmp,
@@ -247,6 +262,7 @@ def export_bundle(
                 f"atol {PARITY_ATOL}; docs/export.md): "
                 + "; ".join(describe_check(c) for c in worst[:3])
             )
+        progress("writing")
         registered = before_commit(final) if before_commit is not None else None
         if registered:
             final["export"]["registered_model"] = registered
@@ -268,16 +284,19 @@ def export_from_source(
     register: str | None = None,
     alias: str | None = None,
     overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """``fd-export``: resolve ``source`` (see :func:`resolve_source`), export, check parity, register.
 
     ``real_windows``: ``require`` (fail when the run's test windows cannot be rebuilt), ``auto``
-    (use them when possible, else record why not) or ``skip``.
+    (use them when possible, else record why not) or ``skip``. ``progress(phase)`` is called as each
+    of :data:`PHASES` starts.
     """
     if real_windows not in ("require", "auto", "skip"):
         raise ExportError(f"real_windows={real_windows!r}: expected require, auto or skip")
     if alias and not register:
         raise ExportError("an alias needs a registered model name (--register NAME)")
+    (progress or _no_progress)("building")
     src = resolve_source(source, tracking_uri)
     windows, where = None, None
     skipped_reason = "not requested (--real-windows skip)" if real_windows == "skip" else None
@@ -317,5 +336,6 @@ def export_from_source(
         source=src.description,
         overwrite=overwrite,
         before_commit=before_commit,
+        progress=progress,
     )
     return result
