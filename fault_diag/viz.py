@@ -13,7 +13,6 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
-from scipy.signal import welch
 
 from fault_diag.noise import NoiseError, add_noise_np, realised_snr_db
 
@@ -71,6 +70,8 @@ def plot_noisy_example(
         raise NoiseError(f"fs_hz={fs_hz!r} must be a positive sampling rate in Hz")
     if not np.isfinite(span_s) or span_s <= 0:
         raise NoiseError(f"span_s={span_s!r} must be a positive duration in seconds")
+    from scipy.signal import welch  # here: scipy.signal costs a second to import
+
     noisy = add_noise_np(x, snr_db, kind, seed=seed)
 
     import torch  # local: realised_snr_db works on tensors
@@ -191,7 +192,69 @@ def plot_band_profile(
     return fig
 
 
-def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120) -> Path:
+#: Resolution of the PNG copy of a publication figure (the SVG copy is resolution-free).
+PUBLICATION_DPI = 200
+
+
+def plot_confusion_matrix(
+    cm: np.ndarray, class_names: Sequence[str], title: str = "confusion matrix"
+) -> Figure:
+    """A confusion matrix for a paper: each row normalised to the share (%) of its true class, on a
+    fixed 0-100 % colour scale with a colour bar; every cell shows the share and, below it, the
+    count of windows (x draws).
+
+    Args:
+        cm: ``(classes, classes)`` counts, rows = true class, columns = predicted class.
+        class_names: the name of each class, in the order of ``cm``.
+        title: the axes title.
+    """
+    counts = np.asarray(cm, dtype=float)
+    n = len(class_names)
+    if counts.shape != (n, n):
+        raise ValueError(f"confusion matrix of shape {counts.shape} for {n} class names")
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(100 * counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    side = max(4.5, 0.55 * n + 2.5)
+    fig = _new_figure((side + 1.0, side))
+    ax = fig.add_subplot()
+    im = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=100.0)
+    fig.colorbar(im, ax=ax, label="share of the true class (%)", shrink=0.85)
+    small = n > 8
+    for i in range(n):
+        for j in range(n):
+            colour = "white" if shares[i, j] > 55 else "black"
+            text = f"{shares[i, j]:.0f}" + ("" if small else f"\n({counts[i, j]:.0f})")
+            ax.text(j, i, text, ha="center", va="center", fontsize=7 if small else 8, color=colour)
+    ax.set_xticks(range(n), list(class_names), rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), list(class_names), fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def save_publication(fig: Figure, path: str | os.PathLike[str]) -> list[Path]:
+    """``fig`` as SVG and as a :data:`PUBLICATION_DPI` PNG (``path`` with either suffix, or none);
+    both atomic (:func:`save_figure`), the SVG without a creation date and with fixed ids, so that
+    a regenerated figure is byte-identical. Returns ``[svg, png]``."""
+    import matplotlib
+
+    base = Path(path)
+    if base.suffix.lower() in (".png", ".svg"):
+        base = base.with_suffix("")
+    with matplotlib.rc_context({"svg.hashsalt": "fault-diag"}):
+        svg = save_figure(fig, base.with_name(base.name + ".svg"), metadata={"Date": None})
+    png = save_figure(fig, base.with_name(base.name + ".png"), dpi=PUBLICATION_DPI)
+    return [svg, png]
+
+
+def save_figure(
+    fig: Figure,
+    path: str | os.PathLike[str],
+    *,
+    dpi: int = PUBLICATION_DPI,
+    metadata: dict[str, str | None] | None = None,
+) -> Path:
     """Save ``fig`` atomically (temp file in the same folder, then ``os.replace``); returns the path.
 
     The format follows the suffix (``.png``, ``.pdf``, ``.svg``); the folder is created if needed.
@@ -203,7 +266,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120) ->
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
+            fig.savefig(fh, format=fmt, dpi=dpi, metadata=metadata)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -74,3 +74,24 @@ def test_save_figure_leaves_nothing_on_failure(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         save_figure(fig, tmp_path / "fig.notaformat")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_confusion_matrix_shares_colour_bar_and_publication_files(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from fault_diag.viz import PUBLICATION_DPI, plot_confusion_matrix, save_publication
+
+    cm = np.array([[8, 2, 0], [1, 9, 0], [0, 0, 0]])  # the last class has no window: 0 %, no NaN
+    fig = plot_confusion_matrix(cm, ["normal", "inner", "outer"], "test set")
+    image_axes, colour_bar = fig.axes
+    assert colour_bar.get_ylabel() == "share of the true class (%)"
+    texts = [t.get_text() for t in image_axes.texts]
+    assert texts[:3] == ["80\n(8)", "20\n(2)", "0\n(0)"] and texts[-1] == "0\n(0)"
+    assert image_axes.get_xlabel() == "predicted class"
+    svg, png = save_publication(fig, tmp_path / "cm")
+    assert (svg.name, png.name) == ("cm.svg", "cm.png")
+    assert "<dc:date>" not in svg.read_text()
+    with Image.open(png) as img:
+        assert img.info["dpi"] == pytest.approx((PUBLICATION_DPI, PUBLICATION_DPI), abs=0.1)
+    with pytest.raises(ValueError, match="3 class names"):
+        plot_confusion_matrix(np.zeros((2, 2)), ["a", "b", "c"])
