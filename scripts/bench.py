@@ -11,11 +11,11 @@ Parts (``--only`` selects, comma-separated; default all):
   ``reference``  a plain eager loop written here the way most published code trains: a torch
   DataLoader over a TensorDataset, Gaussian noise at the SNR added per batch in numpy,
   ``loss.item()`` per batch;
-  ``eager``      the project's eager path (loop.py: data and noise on the device, per batch);
-  ``fast``       the fast path without the compiler (whole-epoch inputs, fused step);
-  ``fast_bf16``  the fast path with bf16 autocast (``trainer.amp=true``), on a CPU with native bf16;
-  ``compiled``   the fast path with torch.compile (``trainer.compile=true``);
-  ``concurrent`` K sweep members stacked with vmap (fault_diag.training.concurrent), all samples;
+  ``eager``      the project's engine (fault_diag.training.engine, what loop.train and the
+                 concurrent trainer run): whole-epoch inputs and noise on the device, one step;
+  ``eager_bf16`` the same with bf16 autocast (``trainer.amp=true``), on a CPU with native bf16;
+  ``compiled``   the engine's step with torch.compile (``trainer.compile=true``);
+  ``concurrent`` K sweep members stacked with vmap (the engine's stacked step), all samples;
   each as a ratio to ``reference`` (same network, batch, data, noise kind and SNR).
 - ``infer``: inference latency per window (batch 1) and throughput (batch 256) of the exported
   model: torch.export (.pt2, reloaded) and ONNX (torch.onnx.export dynamo=True,
@@ -292,51 +292,12 @@ class PeerReference(Variant):
             running += loss.item()  # the usual per-batch logging: one host sync per batch
 
 
-class ProjectEager(Variant):
-    """The body of loop.train's eager branch: device-resident split, add_noise per batch."""
-
-    def __init__(self, name, x, y, batch, device, snr_db=0.0):
-        self.model, self.device, self.batch, self.snr_db = (
-            _model(name, device),
-            device,
-            batch,
-            snr_db,
-        )
-        self.opt = _sgd(self.model.parameters())
-        self.x, self.y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        self.samples_per_epoch = len(x)
-        self.n_epoch = 0
-
-    def epoch(self) -> None:
-        from fault_diag.noise import add_noise, noise_generator
-        from fault_diag.training.loop import epoch_order
-
-        self.model.train()
-        n, dev = self.samples_per_epoch, self.device
-        order = epoch_order(0, self.n_epoch, n, dev)
-        gen = noise_generator(0, "train", self.n_epoch, device=dev)
-        self.n_epoch += 1
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        for start in range(0, n, self.batch):
-            idx = order[start : start + self.batch]
-            xb, yb = self.x[idx], self.y[idx]
-            xb = add_noise(xb, self.snr_db, "gaussian", generator=gen)
-            logits = self.model(xb)
-            loss = F.cross_entropy(logits.float(), yb)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.argmax(dim=1) == yb).sum()
-        loss_sum.item()
-
-
-class ProjectFast(Variant):
-    """fault_diag.training.fast: epoch_inputs + run_epoch(TrainStep), optionally compiled."""
+class ProjectEngine(Variant):
+    """fault_diag.training.engine, the path every trainer runs: epoch inputs + run_epoch(TrainStep);
+    ``compile`` and ``amp`` are the step's switches (trainer.compile, trainer.amp)."""
 
     def __init__(self, name, x, y, batch, device, snr_db=0.0, compile=False, amp=False):
-        from fault_diag.training.fast import TrainStep
+        from fault_diag.training.engine import TrainStep
 
         self.model, self.device, self.batch, self.snr_db = (
             _model(name, device),
@@ -354,8 +315,7 @@ class ProjectFast(Variant):
 
     def epoch(self) -> None:
         from fault_diag.noise import noise_generator
-        from fault_diag.training.fast import epoch_inputs, run_epoch
-        from fault_diag.training.loop import epoch_order
+        from fault_diag.training.engine import epoch_inputs, epoch_order, run_epoch
 
         self.model.train()
         n, dev = self.samples_per_epoch, self.device
@@ -368,20 +328,21 @@ class ProjectFast(Variant):
 
 
 class ProjectConcurrent(Variant):
-    """K members stacked (fault_diag.training.concurrent.StackedStep); counts all K x samples."""
+    """K members stacked (the engine's TrainStep.stacked, as the concurrent trainer runs them);
+    counts all K x samples."""
 
     def __init__(self, name, x, y, batch, device, members, snr_db=0.0, compile=False, amp=False):
         import copy
 
         from torch.func import stack_module_state
 
-        from fault_diag.training.concurrent import StackedStep
+        from fault_diag.training.engine import TrainStep
 
         models = [_model(name, device, seed=k) for k in range(members)]
         params, buffers = stack_module_state(models)
         base = copy.deepcopy(models[0]).to("meta").train()
         self.opt = _sgd(list(params.values()))
-        self.step = StackedStep(
+        self.step = TrainStep.stacked(
             base,
             params,
             buffers,
@@ -399,8 +360,7 @@ class ProjectConcurrent(Variant):
 
     def epoch(self) -> None:
         from fault_diag.noise import noise_generator
-        from fault_diag.training.fast import epoch_inputs
-        from fault_diag.training.loop import epoch_order
+        from fault_diag.training.engine import epoch_inputs, epoch_order
 
         dev, n = self.device, self.n
         xs, ys = [], []
@@ -414,12 +374,9 @@ class ProjectConcurrent(Variant):
         self.n_epoch += 1
         x_ep, y_ep = torch.stack(xs), torch.stack(ys)
         del xs, ys
-        loss_sum = torch.zeros(self.k, device=dev)
-        for start in range(0, n, self.batch):
-            losses, _ = self.step(
-                x_ep[:, start : start + self.batch], y_ep[:, start : start + self.batch]
-            )
-            loss_sum += losses
+        from fault_diag.training.engine import run_epoch
+
+        loss_sum, _ = run_epoch(self.step, x_ep, y_ep, self.batch)
         loss_sum.sum().item()
 
 
@@ -462,7 +419,7 @@ def time_variants(
 def part_train(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Samples/s of every model and batch size, per training path, and ratios to the reference."""
     from fault_diag.models import list_models
-    from fault_diag.training.fast import bf16_supported
+    from fault_diag.training.engine import bf16_supported
 
     models = list_models() if args.models == "all" else args.models.split(",")
     compile_models = (
@@ -485,13 +442,12 @@ def part_train(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
             log(f"  train {name} batch {batch}")
             variants: dict[str, Variant] = {
                 "reference": PeerReference(name, x, y, batch, device),
-                "eager": ProjectEager(name, x, y, batch, device),
-                "fast": ProjectFast(name, x, y, batch, device),
+                "eager": ProjectEngine(name, x, y, batch, device),
             }
             if not on_gpu and bf16_supported(device):
-                variants["fast_bf16"] = ProjectFast(name, x, y, batch, device, amp=True)
+                variants["eager_bf16"] = ProjectEngine(name, x, y, batch, device, amp=True)
             if name in compile_models:
-                variants["compiled"] = ProjectFast(
+                variants["compiled"] = ProjectEngine(
                     name, x, y, batch, device, compile=True, amp=args.amp
                 )
             if name in concurrent_models and args.members > 1:
@@ -643,12 +599,13 @@ def part_sweep(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
     """Wall time of the standard sweep, one member at a time and concurrently."""
     if not have_recordings():
         return {"skipped": NO_DATA}
-    from omegaconf import OmegaConf
+    import dataclasses
 
     from fault_diag.data import build_dataset
-    from fault_diag.training.concurrent import compose_members, default_group_size, train_sweep
-    from fault_diag.training.fast import bf16_supported
+    from fault_diag.training.concurrent import default_group_size, train_sweep
+    from fault_diag.training.engine import bf16_supported
     from fault_diag.training.loop import train
+    from fault_diag.training.sweep import plan_sweep
 
     kinds = SWEEP_KINDS if args.sweep_full else SWEEP_KINDS[:1]
     snrs = SWEEP_SNRS_DB if not args.quick else SWEEP_SNRS_DB[::5]
@@ -664,15 +621,15 @@ def part_sweep(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
         base.append("trainer.compile=true")
     if args.amp and bf16_supported(device):
         base.append("trainer.amp=true")
-    cfgs = compose_members(
-        base,
+    cfgs = plan_sweep(
         [
+            *base,
             f"model={','.join(SWEEP_MODELS)}",
             f"noise={','.join(kinds)}",
             f"noise.snr_db={','.join(str(s) for s in snrs)}",
-        ],
-    )
-    dataset = build_dataset(OmegaConf.to_object(cfgs[0].data))
+        ]
+    ).configs
+    dataset = build_dataset(cfgs[0].data)
     measured_runs = len(cfgs)
     full_runs = len(SWEEP_KINDS) * len(SWEEP_SNRS_DB) * len(SWEEP_MODELS)
     scale = full_runs / measured_runs
@@ -683,12 +640,13 @@ def part_sweep(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
         if mode == "sequential":
             with tempfile.TemporaryDirectory(prefix="fd-bench-") as tmp:
                 for i, cfg in enumerate(cfgs):
-                    cfg = cfg.copy()
-                    cfg.paths.output_dir = f"{tmp}/{i}"
-                    cfg.trainer.resume = False
+                    cfg = dataclasses.replace(
+                        cfg, trainer=dataclasses.replace(cfg.trainer, resume=False)
+                    )
+                    cfg.paths = dataclasses.replace(cfg.paths, output_dir=f"{tmp}/{i}")
                     train(cfg, dataset, Path(tmp) / str(i))
         elif mode == "concurrent":
-            group = args.sweep_group or default_group_size(cfgs[0])
+            group = args.sweep_group or default_group_size(cfgs[0].trainer)
             train_sweep(cfgs, dataset, max_members=group)
         else:
             raise SystemExit(f"--sweep-modes: unknown mode {mode!r} (sequential, concurrent)")
@@ -738,7 +696,7 @@ def part_profile(args: argparse.Namespace, device: torch.device) -> dict[str, An
     """Where one DRSN-CW training step at batch 128 spends its time (eager, and compiled if asked)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from fault_diag.training.fast import TrainStep
+    from fault_diag.training.engine import TrainStep
 
     results = {}
     x = torch.randn(128, 1, 2048, device=device)

@@ -13,7 +13,7 @@ from fault_diag.noise_config import (
     train_condition,
     validate_noise_config,
 )
-from fault_diag.training.fast import epoch_inputs
+from fault_diag.training.engine import epoch_inputs
 
 MIXED = {
     "kind": "mixed",

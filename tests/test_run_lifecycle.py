@@ -220,7 +220,7 @@ def test_a_new_run_closes_runs_whose_process_is_gone(root: Path) -> None:
         "untagged": {},
     }
     ids = {name: client.create_run(exp, tags=tags).info.run_id for name, tags in cases.items()}
-    new = MlflowRun(cfg, tags={})
+    new = MlflowRun(cfg.tracking, run_name="r", tags={})
     status = {name: client.get_run(i).info.status for name, i in ids.items()}
     assert status == {
         "killed": "KILLED",
@@ -238,9 +238,11 @@ def test_a_resumed_run_keeps_its_id_and_counts_its_resumes(root: Path) -> None:
     from fault_diag.tracking import MlflowRun
 
     cfg = _compose(root, "tracking.experiment=resume")
-    first = MlflowRun(cfg, tags={"model": "wdcnn"})
+    first = MlflowRun(cfg.tracking, run_name="r", tags={"model": "wdcnn"})
     first.fail("KILLED")
-    again = MlflowRun(cfg, tags={"model": "wdcnn"}, resume_run_id=first.run_id)
+    again = MlflowRun(
+        cfg.tracking, run_name="r", tags={"model": "wdcnn"}, resume_run_id=first.run_id
+    )
     assert again.run_id == first.run_id and again.resumed
     run = again.client.get_run(first.run_id)
     assert run.info.status == "RUNNING" and run.data.tags["fd.resumes"] == "1"
@@ -253,7 +255,9 @@ def test_a_run_id_unknown_to_the_store_starts_a_new_run(root: Path) -> None:
     from fault_diag.tracking import MlflowRun
 
     cfg = _compose(root, "tracking.experiment=unknown")
-    run = MlflowRun(cfg, tags={}, resume_run_id="0123456789abcdef0123456789abcdef")
+    run = MlflowRun(
+        cfg.tracking, run_name="r", tags={}, resume_run_id="0123456789abcdef0123456789abcdef"
+    )
     assert not run.resumed and run.run_id != "0123456789abcdef0123456789abcdef"
 
 
@@ -273,7 +277,7 @@ def test_a_run_whose_params_cannot_be_logged_is_closed(
     cfg = _compose(root, "tracking.experiment=params")
     monkeypatch.setattr(MlflowClient, "log_batch", full)
     with pytest.raises(sqlite3.OperationalError):
-        MlflowRun(cfg, tags={})
+        MlflowRun(cfg.tracking, run_name="r", params={"model.name": "wdcnn"}, tags={})
     client = get_client(str(cfg.tracking.tracking_uri))
     (run,) = client.search_runs([client.get_experiment_by_name("params").experiment_id])
     assert run.info.status == "FAILED"
@@ -286,7 +290,7 @@ def test_fail_never_hides_the_error_it_reports(
     logs that and returns, so the error that ended the job is the one reported."""
     from fault_diag.tracking import MlflowRun
 
-    run = MlflowRun(_compose(root, "tracking.experiment=full"), tags={})
+    run = MlflowRun(_compose(root, "tracking.experiment=full").tracking, run_name="r", tags={})
 
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from fault_diag.config import register_configs
 from fault_diag.data import DataError
 from fault_diag.tracking import TrackingError
-from fault_diag.training.loop import DeviceError
+from fault_diag.training.engine import DeviceError
 from fault_diag.training.run import run_job
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
