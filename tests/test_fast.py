@@ -19,6 +19,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
+from fault_diag.cli.sweep import main
 from fault_diag.noise import add_noise, noise_generator
 from fault_diag.training.concurrent import (
     ConcurrentError,
@@ -36,7 +37,7 @@ from fault_diag.training.engine import (
     run_epoch,
 )
 from fault_diag.training.loop import build_classifier, config_fingerprint, train
-from fault_diag.training.sweep import main, plan_sweep
+from fault_diag.training.sweep import plan_sweep
 
 # Small real-data runs, as tests/test_train.py's SMALL: 0 HP files, non-overlapping training windows.
 SMALL = [
@@ -372,9 +373,7 @@ def test_concurrent_sweep_is_tracked_in_mlflow_like_a_multirun(
     children = [r for r in runs if r.data.tags.get("fd.role") != "sweep"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(float(r.data.tags["snr_db"]) for r in children) == [-4.0, 4.0]
-    summary = {
-        m["run_id"]: m for m in json.loads((out / "summary.json").read_text())["members"]
-    }
+    summary = {m["run_id"]: m for m in json.loads((out / "summary.json").read_text())["members"]}
     for run in children:
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id

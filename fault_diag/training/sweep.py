@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -109,7 +108,9 @@ def run_sweep(plan: SweepPlan, *, max_members: int | None = None) -> list[dict[s
     backend = get_backend(tracking.backend)
     plan.sweep_dir.mkdir(parents=True, exist_ok=True)
     (plan.sweep_dir / "multirun.yaml").write_text(
-        OmegaConf.to_yaml(OmegaConf.create({"overrides": plan.overrides, "jobs": plan.job_overrides}))
+        OmegaConf.to_yaml(
+            OmegaConf.create({"overrides": plan.overrides, "jobs": plan.job_overrides})
+        )
     )
     # Members sharing a data config share one dataset.
     by_data: dict[str, list[int]] = {}
@@ -134,7 +135,7 @@ def run_sweep(plan: SweepPlan, *, max_members: int | None = None) -> list[dict[s
         for key, members in by_data.items():
             datasets[key] = build_dataset(configs[members[0]].data)
         with deferred_signals(True):
-            for i, c in enumerate(configs):
+            for c in configs:
                 dataset = datasets[json.dumps(asdict(c.data), sort_keys=True, default=str)]
                 out = Path(c.paths.output_dir)
                 out.mkdir(parents=True, exist_ok=True)
@@ -155,7 +156,10 @@ def run_sweep(plan: SweepPlan, *, max_members: int | None = None) -> list[dict[s
                 trackers[m[i]].log_epoch(epoch, metrics)
 
             results = train_sweep(
-                [configs[i] for i in members], dataset, max_members=max_members, on_epoch_end=on_epoch
+                [configs[i] for i in members],
+                dataset,
+                max_members=max_members,
+                on_epoch_end=on_epoch,
             )
             for i, result in zip(members, results, strict=True):
                 c = configs[i]
@@ -202,81 +206,3 @@ def run_sweep(plan: SweepPlan, *, max_members: int | None = None) -> list[dict[s
         default=str,
     )
     return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``fd-sweep``: see the module docstring; ``--help`` for the options."""
-    import argparse
-
-    from fault_diag.cli.errors import add_debug_argument, debug_requested, run_cli
-
-    ap = argparse.ArgumentParser(
-        prog="fd-sweep",
-        description=(
-            "Run a sweep as fd-train -m would, training compatible members concurrently on one "
-            "device (vmap-stacked models): same config tree, same override syntax."
-        ),
-        epilog=(
-            "examples:\n"
-            "  fd-sweep model=drsn_cw,resnet1d noise=gaussian 'noise.snr_db=range(-10,12,2)'\n"
-            "  fd-sweep sweep=smoke tracking=none\n"
-            "  fd-sweep experiment=study sweep=study_mixed trainer.device=cuda\n"
-            "results: <sweep dir>/<n>/artifacts per member, <sweep dir>/summary.json, and the\n"
-            "tracker's sweep run; then: fd-report --sweep latest"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("overrides", nargs="*", help="Hydra overrides; comma lists and range() sweep")
-    ap.add_argument(
-        "--max-members",
-        type=int,
-        default=None,
-        help="largest concurrent group (default: all on CUDA; on the CPU, K x batch <= 128)",
-    )
-    ap.add_argument(
-        "--dry-run", action="store_true", help="list the members and their groups, train nothing"
-    )
-    add_debug_argument(ap)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
-    def body() -> int:
-        from fault_diag.training.concurrent import default_group_size, group_compatible
-
-        if args.max_members is not None and args.max_members < 1:
-            raise SweepError(f"--max-members must be >= 1, got {args.max_members}")
-        plan = plan_sweep(args.overrides)
-        size = args.max_members or default_group_size(plan.configs[0].trainer)
-        groups = group_compatible(plan.configs, size)
-        if args.dry_run:
-            for g, members in enumerate(groups):
-                for i in members:
-                    print(f"group {g} member {i}: {' '.join(plan.job_overrides[i])}")
-            print(f"{len(plan.configs)} members in {len(groups)} group(s); folder {plan.sweep_dir}")
-            return 0
-        print(
-            f"fd-sweep: {len(plan.configs)} members in {len(groups)} concurrent group(s) -> "
-            f"{plan.sweep_dir}",
-            file=sys.stderr,
-        )
-        t0 = time.perf_counter()
-        rows = run_sweep(plan, max_members=args.max_members)
-        for row in rows:
-            snr = "" if row["snr_db"] is None else f"{row['snr_db']:g} dB"
-            print(
-                f"member {row['member']:3d} {row['model']:<16} {row['protocol']:<11} "
-                f"{row['noise']:<9} {snr:>7} seed {row['seed']}: test acc {row['test/acc']:.4f}"
-            )
-        print(
-            f"{len(rows)} members in {time.perf_counter() - t0:.0f} s; "
-            f"summary: {plan.sweep_dir / 'summary.json'}\n"
-            f"next: fd-report --sweep {plan.sweep_dir}",
-            file=sys.stderr,
-        )
-        return 0
-
-    return run_cli("fd-sweep", body, debug=args.debug or debug_requested(argv), console=argv is None)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
