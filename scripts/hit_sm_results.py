@@ -53,8 +53,9 @@ seeds: the interval is wide, and no difference between models is claimed here). 
 **Budget, and what was cut to fit about 20 minutes of one CPU thread** (`make results-hit-sm`):
 12 epochs (lr 0.1 -> 0.01 -> 0.001 at 50 / 80 %), training windows every 2048 samples (no overlap),
 the test grid reduced to clean + Gaussian 0 dB with one noise draw, one speed fold (1200 rpm held
-out) and one rig direction (MFS -> SelfBuilt). **Not converged**: validation accuracy was still
-rising at the last epoch in the runs we looked at; read the numbers as a budget-limited first look.
+out) and one rig direction (MFS -> SelfBuilt). **Not converged**: DRSN-CW seed 0 (time split) chose
+its last epoch (12 of 12) by validation loss, at validation accuracy 0.48; read the numbers as a
+budget-limited first look, not as the models' ability.
 
 **Acquisition audit** (`fd-data summary --source hit_sm --setup hit_mfs7`): the MFS Normal
 recordings are about 100x quieter than every MFS fault recording (window RMS 3.4e-4 against
@@ -63,6 +64,10 @@ spectral audit flags MFS Normal: 62 % of its power in 10.7-12.8 kHz, where no fa
 than 5.5 % (a noise floor that shows once the signal is this weak). A model that saw raw levels could
 learn the gain instead of the fault; ours standardise each window, which removes the gain but not
 the spectral shape, so a share of the Normal results may rest on that floor, not on the bearing.
+On SelfBuilt the loud recording run (IR5, OR5: RMS 0.02-0.11 against 0.0006-0.0012 for IR2, IR8,
+OR2, OR8) also differs in spectrum: IR5 holds 69 % of its power in 2.1-4.3 kHz (others 10-23 %),
+OR5 only 22 % above 2.1 kHz (others 60-82 %); a window-RMS rule alone reaches 46 % balanced accuracy
+there (41 % on MFS; chance 14 %). The cross-rig test meets exactly these run-to-run differences.
 """
 
 
