@@ -904,3 +904,37 @@ def test_runs_at_another_band_are_another_setup() -> None:
     assert setup_label({"data_setup": "cwru10", "band_hz": "None"}) == "cwru10"
     assert setup_label({"data_setup": "cwru10"}) == "cwru10"
     assert setup_label({"data_setup": "cwru10", "band_hz": "[0.0, 4000.0]"}) == "cwru10 0-4000 Hz"
+
+
+def test_grid_pivot_marks_the_training_condition() -> None:
+    from fault_diag.report import SUMMARY_COLUMNS, grid_pivot_markdown
+
+    def cell(snr: float, test_snr: float, mean: float) -> dict[str, Any]:
+        row = dict.fromkeys(SUMMARY_COLUMNS, math.nan)
+        row.update(
+            protocol="matched",
+            model="drsn_cw",
+            variant="plain",
+            data_setup="cwru10",
+            noise="gaussian",
+            snr_db=snr,
+            row="grid",
+            test_noise="gaussian",
+            test_snr_db=test_snr,
+            score_metric="bal_acc",
+            score_mean=mean,
+            score_low=mean - 0.01,
+            score_high=mean + 0.01,
+        )
+        return row
+
+    summary = pd.DataFrame([cell(0, 0, 0.9), cell(0, -4, 0.6), cell(-4, 0, 0.8), cell(-4, -4, 0.7)])
+    md = grid_pivot_markdown(summary)
+    assert md.splitlines()[0] == "| model | trained on | test noise | -4 dB | 0 dB |"
+    assert (
+        "| drsn_cw | gaussian -4 dB | gaussian | **70.0 [69.0, 71.0]** | 80.0 [79.0, 81.0] |" in md
+    )
+    assert (
+        "| drsn_cw | gaussian 0 dB | gaussian | 60.0 [59.0, 61.0] | **90.0 [89.0, 91.0]** |" in md
+    )
+    assert grid_pivot_markdown(summary.assign(protocol="mixed")) == ""
