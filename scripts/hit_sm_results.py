@@ -53,8 +53,8 @@ seeds: the interval is wide, and no difference between models is claimed here). 
 **Budget, and what was cut to fit about 20 minutes of one CPU thread** (`make results-hit-sm`):
 12 epochs (lr 0.1 -> 0.01 -> 0.001 at 50 / 80 %), training windows every 2048 samples (no overlap),
 the test grid reduced to clean + Gaussian 0 dB with one noise draw, one speed fold (1200 rpm held
-out) and one rig direction (MFS -> SelfBuilt). **Not converged**: DRSN-CW seed 0 (time split) chose
-its last epoch (12 of 12) by validation loss, at validation accuracy 0.48; read the numbers as a
+out) and one rig direction (MFS -> SelfBuilt). **Not converged**: 23 of the 27 runs chose their last epoch
+(12 of 12) by validation loss (run of 2026-12-07, 858 s of training); read the numbers as a
 budget-limited first look, not as the models' ability.
 
 **Acquisition audit** (`fd-data summary --source hit_sm --setup hit_mfs7`): the MFS Normal
