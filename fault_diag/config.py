@@ -84,6 +84,8 @@ class TrackingConfig:
     run_name: Optional[str] = None
     log_model: bool = True
     tags: dict[str, str] = field(default_factory=dict)
+    # CPU, memory, disk (and GPU with pynvml) use every 10 s as system/* metrics (MLflow)
+    system_metrics: bool = False
 
 
 @dataclass

@@ -65,6 +65,11 @@ class Tracker(Protocol):
         """Tags of the run."""
         ...
 
+    def log_dataset(self, name: str, digest: str, source: str, profile: dict[str, Any]) -> None:
+        """The dataset the run was trained and tested on: its name (the data setup), a digest
+        of its windows and labels, where its recordings are, and its shape per split."""
+        ...
+
     def log_file(self, path: Path, artifact_path: str | None = None) -> None:
         """One artifact file."""
         ...
@@ -216,6 +221,9 @@ class NoneTracker:
         pass
 
     def set_tags(self, tags: dict[str, str]) -> None:
+        pass
+
+    def log_dataset(self, name: str, digest: str, source: str, profile: dict[str, Any]) -> None:
         pass
 
     def log_file(self, path: Path, artifact_path: str | None = None) -> None:

@@ -69,8 +69,14 @@ def resolve_tracking_uri(configured: str | None) -> str:
     return uri
 
 
-def artifact_root() -> Path:
-    """Folder under which new experiments keep their artifacts."""
+def artifact_root(uri: str | None = None) -> Path:
+    """Folder under which new experiments of the local store ``uri`` keep their artifacts:
+    ``mlartifacts/`` beside a sqlite file (the store and its artifacts travel together, wherever
+    ``MLFLOW_TRACKING_URI`` points), else ``<root>/mlartifacts``. A tracking server keeps its own
+    artifact location (``--default-artifact-root``)."""
+    db = _sqlite_path(uri) if uri else None
+    if db is not None:
+        return db.parent / "mlartifacts"
     return project_root() / "mlartifacts"
 
 
@@ -108,7 +114,7 @@ def check_store_writable(uri: str) -> None:
         if db.exists() and not os.access(db, os.W_OK):
             raise TrackingError(f"MLflow store {uri}: the file {db} is not writable")
     if not uri.startswith(("http://", "https://", "databricks")):
-        folders.append(artifact_root())
+        folders.append(artifact_root(uri))
     for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -317,17 +323,28 @@ def get_client(uri: str, *, create: bool = True) -> MlflowClient:
     return client
 
 
+#: MLflow 3's UI opens an experiment in its GenAI view unless this tag says otherwise.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # shown as "Machine learning"
+
+
 def get_or_create_experiment(client: MlflowClient, name: str) -> str:
-    """The id of experiment ``name``, created with an absolute artifact location when missing."""
+    """The id of experiment ``name``, created with an absolute artifact location when missing,
+    and marked as a machine-learning experiment (MLflow's UI would open it in its GenAI view)."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if EXPERIMENT_KIND_TAG not in (exp.tags or {}):
+            with contextlib.suppress(Exception):  # a read-only server: the view is cosmetic
+                client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     uri = client.tracking_uri
     location = None
     if not uri.startswith(("http://", "https://", "databricks")):
-        location = (artifact_root() / name).as_uri()
+        location = (artifact_root(uri) / name).as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except Exception:  # another job created it between our check and create
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -370,13 +387,6 @@ def read_parent_run(sweep_dir: Path) -> dict[str, str] | None:
     return json.loads(path.read_text())
 
 
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
-
-
 def create_sweep_parent(
     tracking: TrackingConfig, *, sweep_id: str, sweep_dir: Path, overrides: list[str]
 ) -> dict[str, str]:
@@ -407,7 +417,9 @@ def create_sweep_parent(
         "sweep_id": sweep_id,
         "tracking_uri": uri,
     }
-    _write_json_atomic(sweep_dir / PARENT_RUN_FILE, record)
+    from fault_diag.io import atomic_write_json
+
+    atomic_write_json(sweep_dir / PARENT_RUN_FILE, record, indent=2)
     log.info("MLflow sweep parent run %s in %s", run.info.run_id, uri)
     return record
 
@@ -554,6 +566,7 @@ class MlflowRun:
         self.client = get_client(self.uri)
         self.resumed = False
         self.run_id = ""  # set as soon as the run exists
+        self._monitor: Any = None
         try:
             # One block: a signal arriving while the run is being opened is delivered when it is
             # complete and recorded (at the end of the block), and then closes it as KILLED.
@@ -563,6 +576,26 @@ class MlflowRun:
             if self.run_id:  # the caller never gets this run to close: close it here
                 self.fail("FAILED" if isinstance(exc, Exception) else "KILLED")
             raise
+        if tracking.system_metrics:
+            self._start_system_metrics()
+
+    def _start_system_metrics(self) -> None:
+        """CPU, memory, disk and (with pynvml) GPU use every 10 s as ``system/*`` metrics."""
+        try:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            self._monitor = SystemMetricsMonitor(self.run_id, resume_logging=self.resumed)
+            with tracking_uri_scope(self.uri):
+                self._monitor.start()
+        except Exception as exc:  # noqa: BLE001 - optional; the run goes on without it
+            log.warning("system metrics not recorded: %s", exc)
+            self._monitor = None
+
+    def _stop_system_metrics(self) -> None:
+        if self._monitor is not None:
+            with contextlib.suppress(Exception), tracking_uri_scope(self.uri):
+                self._monitor.finish()
+            self._monitor = None
 
     def _open(
         self,
@@ -652,6 +685,21 @@ class MlflowRun:
         with deferred_signals(self.local):
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def log_dataset(self, name: str, digest: str, source: str, profile: dict[str, Any]) -> None:
+        """The dataset as the run's input (context ``training``): the run page's Datasets box."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        entity = Dataset(
+            name=name,
+            digest=digest[:36],
+            source_type="local",
+            source=json.dumps({"uri": source}),
+            profile=json.dumps(profile, default=str),
+        )
+        context = InputTag(key="mlflow.data.context", value="training")
+        with deferred_signals(self.local):
+            self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, tags=[context])])
+
     def set_tags(self, tags: dict[str, str]) -> None:
         """Set several tags."""
         with deferred_signals(self.local):
@@ -716,6 +764,7 @@ class MlflowRun:
 
     def finish(self) -> None:
         """Mark the run finished."""
+        self._stop_system_metrics()
         with deferred_signals(self.local):
             self.client.set_terminated(self.run_id, status="FINISHED")
 
@@ -729,6 +778,7 @@ class MlflowRun:
         experiment on this host closes it (:func:`close_stale_runs`, its process being gone).
         """
         try:
+            self._stop_system_metrics()
             with deferred_signals(self.local):
                 self.client.set_terminated(self.run_id, status=status)
         except Exception as exc:
@@ -788,5 +838,83 @@ class MlflowBackend:
         summary: list[dict[str, Any]] | None = None,
     ) -> None:
         record = read_parent_run(sweep_dir)
-        if record is not None:
-            finish_sweep_parent(record)
+        if record is None:
+            return
+        try:
+            summarise_sweep(record)
+        except Exception as exc:  # noqa: BLE001 - the summary is a view; closing the run matters
+            log.warning("could not summarise sweep %s on its parent run: %s", record["run_id"], exc)
+        finish_sweep_parent(record)
+
+
+def summarise_sweep(record: dict[str, str]) -> int:
+    """Put a sweep's result on its parent run: the table of every finished child's test grid
+    (``sweep_grid`` table: model, protocol, kind, SNR, seed, balanced accuracy, plain/AdaBN), the
+    mean balanced accuracy against SNR per model and noise kind as curves
+    (``curve/bal_acc/<kind>/<model>``, step = SNR in dB) and as a figure
+    (``accuracy_vs_snr.png``). Returns the number of children summarised."""
+    import pandas as pd
+
+    from fault_diag.metric_names import HEADLINE_METRIC, PLAIN, parse_metric_name
+
+    client = get_client(record["tracking_uri"])
+    children = client.search_runs(
+        [record["experiment_id"]],
+        filter_string=f"tags.mlflow.parentRunId = '{record['run_id']}'",
+        max_results=5000,
+    )
+    rows = []
+    for run in children:
+        if run.info.status != "FINISHED":
+            continue
+        tags = run.data.tags
+        for name, value in run.data.metrics.items():
+            key = parse_metric_name(name)
+            if key is None or key.scope != "grid" or key.metric != HEADLINE_METRIC:
+                continue
+            rows.append(
+                {
+                    "model": tags.get("model", "?"),
+                    "protocol": tags.get("protocol", "?"),
+                    "train_noise": tags.get("noise", "?"),
+                    "train_snr_db": tags.get("snr_db", ""),
+                    "seed": tags.get("seed", ""),
+                    "kind": key.kind,
+                    "snr_db": key.snr_db,
+                    "variant": key.variant,
+                    "bal_acc": float(value),
+                    "run_id": run.info.run_id,
+                }
+            )
+    if not rows:
+        return 0
+    table = pd.DataFrame(rows).sort_values(["model", "protocol", "kind", "snr_db", "seed"])
+    parent = record["run_id"]
+    client.log_table(parent, data=table, artifact_file="sweep_grid.json")
+    plain = table[table["variant"] == PLAIN]
+    mean = plain.groupby(["model", "kind", "snr_db"], as_index=False)["bal_acc"].mean()
+    from mlflow.entities import Metric
+    from mlflow.utils.time import get_current_time_millis
+
+    now = get_current_time_millis()
+    metrics = [
+        Metric(f"curve/bal_acc/{r.kind}/{r.model}", float(r.bal_acc), now, int(round(r.snr_db)))
+        for r in mean.itertuples()
+    ]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(parent, metrics=metrics[start : start + 1000])
+    from fault_diag.viz import plot_snr_curves
+
+    curves = {
+        f"{model} / {kind}": [
+            (float(x), float(y)) for x, y in zip(g["snr_db"], g["bal_acc"], strict=True)
+        ]
+        for (model, kind), g in mean.groupby(["model", "kind"])
+    }
+    n_runs = table["run_id"].nunique()
+    fig = plot_snr_curves(curves, f"sweep {record['sweep_id']}: mean over {n_runs} run(s)")
+    with tempfile.TemporaryDirectory(prefix="fd-sweep-") as tmp:
+        path = Path(tmp) / "accuracy_vs_snr.png"
+        fig.savefig(path, dpi=100)
+        client.log_artifact(parent, str(path))
+    return int(n_runs)

@@ -272,3 +272,38 @@ def save_figure(
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def plot_snr_curves(
+    curves: dict[str, list[tuple[float, float]]],
+    title: str,
+    *,
+    ylabel: str = "balanced accuracy",
+    chance: float | None = None,
+) -> Figure:
+    """One run's score against SNR: one line per curve (e.g. per noise kind; a label ending in
+    ``(AdaBN)`` is drawn dashed), the chance level dotted, the legend outside the data.
+
+    Args:
+        curves: label -> ``[(snr_db, value), ...]``.
+        title: the axes title.
+        ylabel: what the values are.
+        chance: the chance level (1 / classes), drawn when given.
+    """
+    fig = _new_figure((6.4, 3.8))
+    ax = fig.add_subplot()
+    for label, points in curves.items():
+        xs = [x for x, _ in points]
+        ys = [y for _, y in points]
+        ax.plot(xs, ys, marker="o", ms=3, lw=1.4, ls="--" if label.endswith("(AdaBN)") else "-",
+                label=label)  # fmt: skip
+    if chance is not None:
+        ax.axhline(chance, color="0.5", lw=0.8, ls=":", label="chance")
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0.0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig

@@ -372,6 +372,14 @@ def test_concurrent_sweep_is_tracked_in_mlflow_like_a_multirun(
     parents = [r for r in runs if r.data.tags.get("fd.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("fd.role") != "sweep"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # the dashboard: a machine-learning experiment (not MLflow's GenAI view), the sweep's result
+    # on its parent run as curves against SNR, a table and a figure
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    parent_id = parents[0].info.run_id
+    curve = client.get_metric_history(parent_id, "curve/bal_acc/gaussian/convnet1d")
+    assert sorted(m.step for m in curve) == [-4, 4]
+    parent_files = {a.path for a in client.list_artifacts(parent_id)}
+    assert {"sweep_grid.json", "accuracy_vs_snr.png"} <= parent_files
     assert sorted(float(r.data.tags["snr_db"]) for r in children) == [-4.0, 4.0]
     summary = {m["run_id"]: m for m in json.loads((out / "summary.json").read_text())["members"]}
     for run in children:
@@ -386,6 +394,11 @@ def test_concurrent_sweep_is_tracked_in_mlflow_like_a_multirun(
         assert {"test/acc/gaussian/-4dB", "test/acc/pink/4dB", "test/acc/clean"} <= set(m)
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"model_card.json", "confusion_matrix.png", "classifier_state.pt"} <= names
+        assert "accuracy_vs_snr.png" in names
+        own = client.get_metric_history(run.info.run_id, "curve/bal_acc/pink")
+        assert sorted(m.step for m in own) == [-4, 4]
+        (dataset,) = client.get_run(run.info.run_id).inputs.dataset_inputs
+        assert dataset.dataset.name == "cwru10"
         card = json.loads(
             Path(summary[run.info.run_id]["artifacts"], "model_card.json").read_text()
         )

@@ -51,6 +51,9 @@ class JsonlTracker:
     def set_tags(self, tags):
         self._w(event="tags", tags=tags)
 
+    def log_dataset(self, name, digest, source, profile):
+        self._w(event="dataset", name=name, digest=digest, profile=profile)
+
     def log_file(self, path, artifact_path=None):
         self._w(event="file", name=Path(path).name)
 
@@ -176,6 +179,10 @@ def test_a_backend_from_one_module_and_one_yaml_file_receives_the_whole_run(
     assert "curve/bal_acc/pink" in curves
     files = {e["name"] for e in events if e["event"] == "file"}
     assert {"model_card.json", "classifier_state.pt", "confusion_matrix.png"} <= files
+    assert "accuracy_vs_snr.png" in files
+    (data,) = [e for e in events if e["event"] == "dataset"]
+    assert data["name"] == "cwru10" and len(data["digest"]) == 64
+    assert data["profile"]["train_windows"] > 0 and len(data["profile"]["classes"]) == 10
     (model,) = [e for e in events if e["event"] == "model"]
     assert model["name"] == "wdcnn-mixed-s0" and len(model["labels"]) == 10
     # the run folder records the run, as for MLflow, so a rerun continues it

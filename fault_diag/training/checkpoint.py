@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +17,15 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
     A run killed mid-write leaves the previous checkpoint intact and no partial file under ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from fault_diag.io import atomic_write
+
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        atomic_write(path, lambda handle: torch.save(state, handle), binary=True)
     except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
         if exc.filename is not None:
             raise
         # torch.save writes to an open handle: its errors (a full disk) name no file.
         raise OSError(exc.errno, f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The training loop: device-resident data, noise drawn on the device, model selection on validation.
 
-Protocols (DESIGN.md section 3):
+Protocols (docs/design-notes.md section 3):
 
 - ``matched``: training windows get noise of ``noise.kind`` at ``noise.snr_db`` (redrawn every epoch,
   or drawn once), validation and test use the same kind and SNR with noise fixed by ``noise.seed``.

@@ -44,33 +44,13 @@ from fault_diag.training.loop import (
 log = logging.getLogger(__name__)
 
 
-def _confusion_figure(cm: np.ndarray, class_names: list[str], title: str) -> Any:
-    # A bare Figure (no pyplot): leaves the caller's matplotlib backend alone, e.g. in a notebook.
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.5, 5.5), dpi=100)
-    ax = fig.subplots()
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    peak = cm.max() if cm.size else 0
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            if cm[i, j]:
-                ax.text(
-                    j,
-                    i,
-                    str(cm[i, j]),
-                    ha="center",
-                    va="center",
-                    fontsize=6,
-                    color="white" if cm[i, j] > peak / 2 else "black",
-                )
-    fig.tight_layout()
-    return fig
+def _condition_label(result: TrainResult) -> str:
+    p = result.protocol
+    if p["noise_protocol"] == "mixed":
+        return "mixed noise"
+    if p["train_snr_db"] is None:
+        return "clean"
+    return f"{p['train_noise']} {p['train_snr_db']:g} dB"
 
 
 def write_artifacts(
@@ -82,14 +62,29 @@ def write_artifacts(
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))
     (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
     files += [folder / "config.yaml", folder / "overrides.yaml"]
-    fig = _confusion_figure(
+    from fault_diag.viz import plot_confusion_matrix, plot_snr_curves, save_figure
+
+    fig = plot_confusion_matrix(
         result.confusion,
         result.class_names,
-        f"{config.model.name}, test at {result.protocol['train_noise']} "
-        f"{result.protocol['train_snr_db']} dB: acc {result.test_metrics['test/acc']:.3f}",
+        f"{config.model.name}, test at the training condition "
+        f"({_condition_label(result)}): accuracy {result.test_metrics['test/acc']:.3f}",
     )
-    fig.savefig(folder / "confusion_matrix.png")
+    save_figure(fig, folder / "confusion_matrix.png", dpi=100)
     files.append(folder / "confusion_matrix.png")
+    curves = {
+        f"{kind}" + (" (AdaBN)" if adabn else ""): points
+        for (metric, kind, adabn), points in grid_curves(result).items()
+        if metric == "bal_acc"
+    }
+    if curves:
+        fig = plot_snr_curves(
+            curves,
+            f"{run_name(config)}: balanced accuracy on the test grid",
+            chance=1.0 / len(result.class_names),
+        )
+        save_figure(fig, folder / "accuracy_vs_snr.png", dpi=100)
+        files.append(folder / "accuracy_vs_snr.png")
     result.per_class.to_csv(folder / "per_class_metrics.csv", index=False)
     files.append(folder / "per_class_metrics.csv")
     rows = [{"noise": k, "snr_db": s, "test_acc": a} for (k, s), a in result.grid_accuracy.items()]
@@ -180,7 +175,7 @@ def log_final(
     """Log a finished training to its run and close it: test metrics (the grid as
     ``test/acc/<kind>/<snr>dB``), accuracy against SNR as curves, thresholds, the artifact
     ``files``, the model (named after the run) if ``tracking.log_model``."""
-    from fault_diag.metric_names import curve_metric_name
+    from fault_diag.metric_names import curve_metric_name, threshold_metric_name
 
     # MLflow forbids '@' in metric names: test/acc@clean is logged as test/acc/clean.
     metrics = {k.replace("@", "/"): v for k, v in result.test_metrics.items()}
@@ -196,8 +191,9 @@ def log_final(
     metrics = {k: v for k, v in metrics.items() if v is not None and np.isfinite(v)}
     if result.thresholds:
         for unit, value in result.thresholds.items():
-            metrics[f"threshold/{unit}"] = value
+            metrics[threshold_metric_name(unit)] = value
     tracker.log_metrics(metrics)
+    tracker.log_dataset(*dataset_identity(config, dataset))
     # The grid once more as curves (x = SNR in dB), one per noise kind and metric: the dashboard
     # draws accuracy against SNR instead of one bar per grid point.
     for (metric, kind, adabn), points in grid_curves(result).items():
@@ -212,6 +208,32 @@ def log_final(
             result.model, np.ascontiguousarray(x_test[:2]), card, name=model_name(config)
         )
     tracker.finish()
+
+
+def dataset_identity(
+    config: Config, dataset: WindowedDataset
+) -> tuple[str, str, str, dict[str, Any]]:
+    """``(name, digest, source, profile)`` of the dataset a run used: the data setup, a SHA-256
+    over its windows and labels, the recordings folder, and its size per split."""
+    import hashlib
+
+    from fault_diag import paths
+
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(dataset.labels).tobytes())
+    digest.update(np.ascontiguousarray(dataset.windows).tobytes())
+    splits = dataset.meta["split"].value_counts().to_dict() if "split" in dataset.meta else {}
+    profile = {
+        "windows": len(dataset),
+        **{f"{k}_windows": int(v) for k, v in splits.items()},
+        "classes": list(dataset.class_names),
+        "fs_hz": int(dataset.fs_hz),
+        "window_length": int(dataset.window_length),
+        "split": dataset.protocol.get("split", config.data.split),
+        "band_hz": config.data.band_hz,
+    }
+    source = config.data.root or str(paths.recordings_dir())
+    return config.data.setup, digest.hexdigest(), source, profile
 
 
 def model_name(config: Config) -> str:
@@ -447,12 +469,13 @@ def write_run_record(output_dir: Path, run_id: str, uri: str, fingerprint: str) 
     The checkpoint records it too, but only after the first epoch: a job killed before that would
     otherwise start a second run on its resume.
     """
-    path = output_dir / RUN_RECORD
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(
-        json.dumps({"run_id": run_id, "tracking_uri": uri, "fingerprint": fingerprint}, indent=2)
+    from fault_diag.io import atomic_write_json
+
+    atomic_write_json(
+        output_dir / RUN_RECORD,
+        {"run_id": run_id, "tracking_uri": uri, "fingerprint": fingerprint},
+        indent=2,
     )
-    os.replace(tmp, path)
 
 
 def previous_run_id(cfg: Config | DictConfig, output_dir: Path, uri: str) -> str | None:
