@@ -44,7 +44,7 @@ class PredictError(ValueError):
 
 
 class UnknownRateError(PredictError):
-    """The recording's sampling rate is neither given nor known from the CWRU catalogue."""
+    """The recording's sampling rate is neither given nor known from a source's catalogue."""
 
 
 class RecordingTooShortError(PredictError):
@@ -54,8 +54,9 @@ class RecordingTooShortError(PredictError):
 def recording_rate(path: str | Path, fs_hz: float | None = None) -> tuple[int, str]:
     """(sampling rate in Hz, where it came from) for ``path``.
 
-    ``fs_hz`` wins when given. Else a ``.mat`` named by a CWRU file number takes the catalogue's rate;
-    anything else raises :class:`UnknownRateError`.
+    ``fs_hz`` wins when given. Else a ``.mat`` that a built-in data source's catalogue knows (a CWRU
+    file number, a HIT-SM file name) takes the catalogue's rate; anything else raises
+    :class:`UnknownRateError`.
     """
     path = Path(path)
     if fs_hz is not None:
@@ -68,7 +69,7 @@ def recording_rate(path: str | Path, fs_hz: float | None = None) -> tuple[int, s
         known = _catalogue_rate(path)
         if known is not None and known != rate:
             log.warning(
-                "%s: --fs-hz %d differs from the CWRU catalogue's %d Hz for this file number; "
+                "%s: --fs-hz %d differs from the %d Hz a data source's catalogue gives this file; "
                 "using %d Hz as given",
                 path,
                 rate,
@@ -84,10 +85,10 @@ def recording_rate(path: str | Path, fs_hz: float | None = None) -> tuple[int, s
     known = _catalogue_rate(path)
     if known is None:
         raise UnknownRateError(
-            f"{path}: the sampling rate is unknown (the file name is not a CWRU file number in "
-            "the catalogue, e.g. 105.mat); pass --fs-hz"
+            f"{path}: the sampling rate is unknown (no built-in source's catalogue has this file "
+            "name: a CWRU file number such as 105.mat, or a HIT-SM recording); pass --fs-hz"
         )
-    return known, f"CWRU catalogue ({path.stem}.mat)"
+    return known, f"catalogue ({path.name})"
 
 
 def allowed_rates(fs_model_hz: int) -> tuple[int, int]:

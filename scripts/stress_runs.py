@@ -116,7 +116,9 @@ def warm_cache(env: dict[str, str]) -> None:
         "    cfg = compose('config', overrides=sys.argv[2:])\n"
         "build_dataset(OmegaConf.to_object(cfg.data))\n"
     )
-    conf = str(Path(__file__).resolve().parents[1] / "conf")
+    from fault_diag.paths import config_dir
+
+    conf = str(config_dir())
     overrides = [a for a in SHORT if a.startswith(("data.", "model=", "noise="))]
     subprocess.run([sys.executable, "-c", code, conf, *overrides], env=env, check=True)
 

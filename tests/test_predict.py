@@ -267,7 +267,7 @@ def test_bad_recordings_get_clear_errors(trained, cwru_dir: Path, tmp_path: Path
 
     renamed = tmp_path / "my_recording.mat"
     shutil.copy(cwru_dir / "106.mat", renamed)
-    with pytest.raises(UnknownRateError, match="not a CWRU file number"):
+    with pytest.raises(UnknownRateError, match="no built-in source.s catalogue has this file name"):
         predict_recording(trained["bundle"], renamed)
     with pytest.warns(VariableFallbackWarning, match="using the only DE variable 'X106_DE_time'"):
         ok = predict_recording(trained["bundle"], renamed, fs_hz=12000, stop=2 * WINDOW)

@@ -215,6 +215,7 @@ def _export(args: argparse.Namespace) -> int:
     if result.registered:
         reg = result.registered
         lines.append(f"registered: {reg['name']} version {reg['version']} ({reg['uri']})")
+    lines.append(f"next: fd-predict {result.path} <recording: .mat, .csv, .npy or .npz>")
     print("\n".join(lines))
     return 0
 
