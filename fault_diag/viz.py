@@ -305,5 +305,4 @@ def plot_snr_curves(
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    fig.tight_layout()
     return fig

@@ -139,6 +139,12 @@ def test_one_epoch_run_records_params_tags_metrics_and_artifacts(finished_run) -
     assert f"balanced acc {metrics['test/bal_acc']:6.3f}" in stdout
     assert "after AdaBN" in stdout and "sent to normal" in stdout
     assert "make ui" in stdout
+    # honest timings: the total and its parts
+    import re
+
+    assert re.search(
+        r"wall time \d+ s: data \d+ s, epochs \d+ s, test grid \d+ s, artifacts", stdout
+    )
 
 
 def test_logged_model_loads_and_predicts_batches_of_any_size(finished_run) -> None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -375,11 +375,16 @@ class TrainStep:
 
 
 def run_epoch(
-    step: TrainStep, x_epoch: Tensor, y_epoch: Tensor, batch_size: int
+    step: TrainStep,
+    x_epoch: Tensor,
+    y_epoch: Tensor,
+    batch_size: int,
+    on_batch: Callable[[], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Train over the epoch's prepared inputs; returns ``(sum of batch loss x batch size, n correct)``.
 
     Both are device tensors (shape ``(K,)`` for a stacked step), read once per epoch by the caller.
+    ``on_batch()`` after each batch (a progress bar; it must not read device values).
     """
     axis = step.batch_axis
     n = x_epoch.shape[axis]
@@ -392,6 +397,8 @@ def run_epoch(
         loss, n_correct = step(xb, yb)
         loss_sum += loss * xb.shape[axis]
         correct += n_correct
+        if on_batch is not None:
+            on_batch()
     return loss_sum, correct
 
 

@@ -103,6 +103,7 @@ class TrainResult:
     seconds: float
     stopped_early: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)  # seconds per phase
     evaluation: EvaluationReport = field(default_factory=EvaluationReport)
 
 
@@ -156,11 +157,20 @@ def train(
 
     n_train = int(data.x_train.shape[0])
     step = runtime.step(model, opt, t.batch_size)
+    batches = -(-n_train // t.batch_size)
     bar = None
     if t.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=t.epochs, initial=start_epoch, desc=config.model.name, unit="epoch")
+        # One bar over every batch of the run, the epoch in its label: progress within an epoch
+        # shows too (an epoch of a large setup is minutes on a CPU).
+        bar = tqdm(
+            total=t.epochs * batches,
+            initial=start_epoch * batches,
+            desc=f"{config.model.name} epoch {start_epoch + 1}/{t.epochs}",
+            unit="batch",
+        )
+    t_epochs = time.perf_counter()
     try:
         for epoch in range(start_epoch, t.epochs):
             if member.out_of_patience(t.early_stopping_patience):
@@ -175,7 +185,9 @@ def train(
                 epoch=epoch,
                 batch_size=t.batch_size,
             )
-            loss_sum, correct = run_epoch(step, x_epoch, y_epoch, t.batch_size)
+            loss_sum, correct = run_epoch(
+                step, x_epoch, y_epoch, t.batch_size, on_batch=bar.update if bar else None
+            )
             del x_epoch, y_epoch
             sched.step()
             val_loss, val_acc, _ = validate(
@@ -204,13 +216,18 @@ def train(
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, metrics)
             if bar is not None:
-                bar.update(1)
+                bar.set_description(
+                    f"{config.model.name} epoch {min(epoch + 2, t.epochs)}/{t.epochs}"
+                )
                 bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", val_acc=f"{val_acc:.3f}")
     finally:
         if bar is not None:
             bar.close()
         step.close()
-    return finish_training(config, dataset, model, data, member, amp=runtime.amp, t0=t0)
+    epochs_s = time.perf_counter() - t_epochs
+    result = finish_training(config, dataset, model, data, member, amp=runtime.amp, t0=t0)
+    result.timing = {"epochs_s": epochs_s, "test_s": result.seconds - (t_epochs - t0) - epochs_s}
+    return result
 
 
 def _check_fingerprint(path: Path, found: object, expected: str) -> None:
@@ -398,6 +415,11 @@ def evaluate_all(
     # Each condition's noisy copies are drawn once and scored by every variant; a training
     # condition that is also clean or a grid point is scored once and named twice.
     done: dict[tuple[str, float | None, bool], ConditionResult] = {}
+    bar = None
+    if config.trainer.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(conditions), desc="test grid", unit="condition")
     for name, kind, snr in conditions:
         copies = None
         for adabn in variants:
@@ -420,6 +442,10 @@ def evaluate_all(
                     adabn=adabn,
                 )
             report.conditions.append(dataclasses.replace(done[key], name=label))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     # Plain results first, then AdaBN: the order of the printout and of window_scores.npz.
     report.conditions.sort(key=lambda c: c.adabn)
     return report
