@@ -111,7 +111,7 @@ clean: ## remove the virtual environment and caches
 results-hit-sm: $(STAMP) ## HIT-SM results (issue 16): 3 models x time/speed/rig splits x 3 seeds, mixed protocol, 12 epochs, about 20 min on 1 CPU thread
 	@start=$$(date +%s); \
 	for seed in 0 1 2; do for split in time:hit_mfs7 speed:hit_mfs7_speed_split rig:hit_cross_rig; do \
-	  $(VENV)/bin/fd-train experiment=study_cpu data=$${split#*:} 'model=drsn_cw,resnet1d,wdcnn' -m hydra/launcher=basic \
+	  $(VENV)/bin/fd-train -m experiment=study_cpu data=$${split#*:} 'model=drsn_cw,resnet1d,wdcnn' hydra/launcher=basic \
 	    trainer.seed=$$seed trainer.epochs=12 trainer.num_threads=1 data.train_hop=2048 \
 	    'noise.test_kinds=[gaussian]' 'noise.test_snr_grid_db=[0]' noise.test_draws=1 \
 	    tracking.experiment=hit_sm_cpu +tracking.tags.hit_split=$${split%%:*} $(ARGS) || exit $$?; \
