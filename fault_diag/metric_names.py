@@ -123,9 +123,10 @@ def stage_of(unit: str) -> str | None:
 #: Artifact with per-window scores of every evaluated condition (for window-level bootstrap).
 def curve_metric_name(metric: str, kind: str, *, adabn: bool = False) -> str:
     """The dashboard curve of ``metric`` against SNR for one noise kind, logged with the SNR in dB
-    as its step: ``curve/bal_acc/gaussian`` (``curve/bal_acc/gaussian/adabn``). Not parsed by
-    :func:`parse_metric_name`: the grid's own metrics stay the record."""
-    return f"curve/{metric}/{kind}" + (f"/{ADABN}" if adabn else "")
+    as its step: ``curve/bal_acc/gaussian``, after AdaBN ``curve/bal_acc_adabn/gaussian`` (MLflow's
+    UI groups charts by the name up to its last ``/``: one section per metric and variant, one chart
+    per kind). Not parsed by :func:`parse_metric_name`: the grid's own metrics stay the record."""
+    return f"curve/{metric}" + (f"_{ADABN}" if adabn else "") + f"/{kind}"
 
 
 WINDOW_SCORES_ARTIFACT = "window_scores.npz"

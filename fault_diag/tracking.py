@@ -567,6 +567,7 @@ class MlflowRun:
         self.resumed = False
         self.run_id = ""  # set as soon as the run exists
         self._monitor: Any = None
+        self.experiment_id = ""
         try:
             # One block: a signal arriving while the run is being opened is delivered when it is
             # complete and recorded (at the end of the block), and then closes it as KILLED.
@@ -626,6 +627,7 @@ class MlflowRun:
             items = [Param(k, v[:6000]) for k, v in params.items()]  # MLflow caps 6000 chars
             for start in range(0, len(items), 100):  # MLflow's batch limit: 100 params
                 self.client.log_batch(self.run_id, params=items[start : start + 100])
+        self.experiment_id = str(experiment_id)
         if on_open is not None:
             on_open(self.run_id)
         self._close_stale(experiment_id, keep=(self.run_id,))
@@ -729,12 +731,19 @@ class MlflowRun:
             )
 
     def describe(self) -> str:
-        """Where the run is, and how to open the dashboard."""
-        return (
-            f"MLflow run {self.run_id} in {self.uri}\n"
+        """Where the run is, how to open the dashboard, and the run's page there (in MLflow's
+        machine-learning view: its UI opens the GenAI view unless the link asks)."""
+        lines = [
+            f"MLflow run {self.run_id} in {self.uri}",
             "dashboard: make ui   (or: mlflow server --backend-store-uri "
-            f"{self.uri} --host 127.0.0.1 --port 5000)"
-        )
+            f"{self.uri} --host 127.0.0.1 --port 5000)",
+        ]
+        if self.experiment_id and not self.uri.startswith(("http://", "https://")):
+            lines.append(
+                f"run page: http://127.0.0.1:5000/#/experiments/{self.experiment_id}/runs/"
+                f"{self.run_id}/model-metrics?workflowType=machine_learning"
+            )
+        return "\n".join(lines)
 
     def log_model(
         self, model: Any, input_example: Any, card: dict[str, Any], name: str = "model"
@@ -847,6 +856,14 @@ class MlflowBackend:
         finish_sweep_parent(record)
 
 
+def _number(text: str | None) -> float | None:
+    """A tag's numeric value (``"4.0"`` -> 4.0), None for ``"None"``, empty or non-numbers."""
+    try:
+        return float(text) if text not in (None, "", "None") else None
+    except ValueError:
+        return None
+
+
 def summarise_sweep(record: dict[str, str]) -> int:
     """Put a sweep's result on its parent run: the table of every finished child's test grid
     (``sweep_grid`` table: model, protocol, kind, SNR, seed, balanced accuracy, plain/AdaBN), the
@@ -877,8 +894,8 @@ def summarise_sweep(record: dict[str, str]) -> int:
                     "model": tags.get("model", "?"),
                     "protocol": tags.get("protocol", "?"),
                     "train_noise": tags.get("noise", "?"),
-                    "train_snr_db": tags.get("snr_db", ""),
-                    "seed": tags.get("seed", ""),
+                    "train_snr_db": _number(tags.get("snr_db")),
+                    "seed": _number(tags.get("seed")),
                     "kind": key.kind,
                     "snr_db": key.snr_db,
                     "variant": key.variant,

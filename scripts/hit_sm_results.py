@@ -53,8 +53,7 @@ seeds: the interval is wide, and no difference between models is claimed here). 
 **Budget, and what was cut to fit about 20 minutes of one CPU thread** (`make results-hit-sm`):
 12 epochs (lr 0.1 -> 0.01 -> 0.001 at 50 / 80 %), training windows every 2048 samples (no overlap),
 the test grid reduced to clean + Gaussian 0 dB with one noise draw, one speed fold (1200 rpm held
-out) and one rig direction (MFS -> SelfBuilt). **Not converged**: 23 of the 27 runs chose their last epoch
-(12 of 12) by validation loss (run of 2026-12-07, 858 s of training); read the numbers as a
+out) and one rig direction (MFS -> SelfBuilt). {convergence}; read the numbers as a
 budget-limited first look, not as the models' ability.
 
 **Acquisition audit** (`fd-data summary --source hit_sm --setup hit_mfs7`): the MFS Normal
@@ -82,6 +81,8 @@ def load_runs(experiment: str, tracking_uri: str | None) -> list[dict[str, Any]]
     out = []
     for run in client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'"):
         tags, metrics = run.data.tags, run.data.metrics
+        if tags.get("fd.role") == "sweep" or "hit_split" not in tags:
+            continue  # a sweep's parent run, or a run of another study in the experiment
         out.append(
             {
                 "model": tags.get("model"),
@@ -89,6 +90,8 @@ def load_runs(experiment: str, tracking_uri: str | None) -> list[dict[str, Any]]
                 "seed": int(tags.get("seed", -1)),
                 "epochs": run.data.params.get("trainer.epochs"),
                 "start": run.info.start_time,
+                "best_epoch": metrics.get("best_epoch", math.nan),
+                "train_seconds": metrics.get("train_seconds", math.nan),
                 **{m: metrics.get(m, math.nan) for m, _ in METRICS},
             }
         )
@@ -138,6 +141,20 @@ def replace_block(path: Path, body: str) -> None:
     path.write_text(text)
 
 
+def convergence(runs: list[dict[str, Any]]) -> str:
+    """How many runs chose their last epoch (validation loss still falling), read from the runs,
+    and their summed training time (each run's train_seconds: epochs + test, no data build)."""
+    last = sum(
+        1 for r in runs if r["epochs"] is not None and r["best_epoch"] == float(r["epochs"])
+    )
+    seconds = sum(r["train_seconds"] for r in runs if math.isfinite(r["train_seconds"]))
+    verdict = "**Not converged**" if last > len(runs) / 2 else "Convergence"
+    return (
+        f"{verdict}: {last} of the {len(runs)} runs chose their last epoch by validation loss "
+        f"(the runs' own training and test time: {seconds:.0f} s in all)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--experiment", default="hit_sm_cpu")
@@ -149,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     runs = load_runs(args.experiment, args.tracking_uri)
     intro = Path(args.intro).read_text() if args.intro else INTRO
+    if "{convergence}" in intro:
+        intro = intro.replace("{convergence}", convergence(runs))
     body = intro + "\n" + table(runs) + "\n"
     print(body)
     if args.update_docs:

@@ -177,6 +177,7 @@ def test_a_backend_from_one_module_and_one_yaml_file_receives_the_whole_run(
     curves = {e["name"]: e["points"] for e in events if e["event"] == "curve"}
     assert [x for x, _ in curves["curve/bal_acc/gaussian"]] == [-4.0, 0.0, 4.0]
     assert "curve/bal_acc/pink" in curves
+    assert "curve/bal_acc_adabn/gaussian" in curves  # one dashboard section per variant
     files = {e["name"] for e in events if e["event"] == "file"}
     assert {"model_card.json", "classifier_state.pt", "confusion_matrix.png"} <= files
     assert "accuracy_vs_snr.png" in files

@@ -139,6 +139,7 @@ def test_one_epoch_run_records_params_tags_metrics_and_artifacts(finished_run) -
     assert f"balanced acc {metrics['test/bal_acc']:6.3f}" in stdout
     assert "after AdaBN" in stdout and "sent to normal" in stdout
     assert "make ui" in stdout
+    assert "model-metrics?workflowType=machine_learning" in stdout  # not MLflow's GenAI view
     # honest timings: the total and its parts
     import re
 
