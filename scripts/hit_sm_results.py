@@ -144,9 +144,7 @@ def replace_block(path: Path, body: str) -> None:
 def convergence(runs: list[dict[str, Any]]) -> str:
     """How many runs chose their last epoch (validation loss still falling), read from the runs,
     and their summed training time (each run's train_seconds: epochs + test, no data build)."""
-    last = sum(
-        1 for r in runs if r["epochs"] is not None and r["best_epoch"] == float(r["epochs"])
-    )
+    last = sum(1 for r in runs if r["epochs"] is not None and r["best_epoch"] == float(r["epochs"]))
     seconds = sum(r["train_seconds"] for r in runs if math.isfinite(r["train_seconds"]))
     verdict = "**Not converged**" if last > len(runs) / 2 else "Convergence"
     return (
