@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fault_diag.data.catalogue import file_info, load_catalogue, official_url
 from fault_diag.data.errors import DataError
+from fault_diag.data.sources.cwru.catalogue import file_info, load_catalogue, official_url
 
 SHA_CSV_ENV = "FAULT_DIAG_CWRU_SHA256_CSV"
 

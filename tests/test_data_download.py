@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from fault_diag.data.download import fetch, fetch_file, sha256_of, verify_files
 from fault_diag.data.errors import DownloadError, HashMismatchError, MissingDataError
+from fault_diag.data.sources.cwru.download import fetch, fetch_file, verify_files
+from fault_diag.io import file_sha256 as sha256_of
 
 pytestmark = pytest.mark.integration
 

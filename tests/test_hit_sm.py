@@ -17,10 +17,10 @@ from helpers import hit_sm_dir
 
 from fault_diag.data.config import DataConfig
 from fault_diag.data.dataset import build_dataset
-from fault_diag.data.download import sha256_of
 from fault_diag.data.errors import MissingClassesError
 from fault_diag.data.sources import get_source
 from fault_diag.data.sources.hit_sm import CLASSES, read_single_variable
+from fault_diag.io import file_sha256 as sha256_of
 
 pytestmark = pytest.mark.integration
 

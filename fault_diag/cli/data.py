@@ -37,7 +37,6 @@ from fault_diag.cli.errors import (
     run_cli,
     yaml_error_text,
 )
-from fault_diag.data.catalogue import load_catalogue
 from fault_diag.data.config import DataConfig
 from fault_diag.data.errors import ConfigError, DataError
 
@@ -47,14 +46,13 @@ log = logging.getLogger("fault_diag.cli.data")
 # ----------------------------------------------------------------------------- logic (importable)
 
 
-def setup_file_numbers(setup: str, loads: Sequence[int] | None = None) -> list[int]:
-    """File numbers of every recording of ``setup`` (optionally only ``loads``)."""
-    from fault_diag.data.setups import setup_catalogue
-
-    cat = setup_catalogue(setup)
+def setup_file_keys(source: Any, setup: str, loads: Sequence[Any] | None = None) -> list[str]:
+    """File keys of every recording of ``setup`` of ``source`` (optionally only the values
+    ``loads`` of the source's primary condition: CWRU's load in HP)."""
+    cat = source.setup_catalogue(setup)
     if loads is not None:
-        cat = cat[cat["load_hp"].isin(list(loads))]
-    return sorted(int(n) for n in cat["file_number"])
+        cat = cat[cat[source.primary_condition().column].isin(list(loads))]
+    return sorted({str(k) for k in cat["file"]})
 
 
 def source_of(source: str | None, setup: str | None) -> Any:
@@ -99,39 +97,17 @@ def download_source_files(
     }
 
 
-def download_files(
-    numbers: Sequence[int],
-    *,
-    folder: str | None = None,
-    base_url: str | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Fetch ``numbers``; report {"folder", "source", "files": {name: path|None}, "errors": {...}}."""
-    from fault_diag.data.download import fetch
-
-    override = paths.data_dir_override() if folder is None else None
-    report = fetch(numbers, folder=folder, base_url=base_url, progress=progress)
-    return {
-        "folder": str(override or (Path(folder).resolve() if folder else paths.download_dir())),
-        "source": "FAULT_DIAG_DATA_DIR (never downloads)" if override else "download",
-        "files": {f"{n}.mat": str(p) for n, p in report.paths.items()},
-        "errors": {f"{n}.mat": msg for n, msg in report.errors.items()},
-    }
-
-
 def verify_report(
-    numbers: Sequence[int] | None = None, folder: str | None = None, source: Any = None
+    keys: Sequence[str] | None = None, folder: str | None = None, source: Any = None
 ) -> dict[str, Any]:
-    """Status (ok / missing / hash_mismatch / unverified) of each catalogue file in the folder
-    (``numbers``: CWRU file numbers; with ``source``, that source's file keys)."""
-    from fault_diag.data.download import verify_files
+    """Status (ok / missing / hash_mismatch / unverified) of each catalogue file of ``source``
+    (default: CWRU) in the folder (``keys``: the source's file keys; default: all)."""
+    if source is None:
+        from fault_diag.data.sources import get_source
 
-    if source is not None:
-        statuses = source.verify(numbers, folder)
-        where = Path(folder).resolve() if folder else source.recordings_dir()
-    else:
-        statuses = verify_files(numbers, folder)
-        where = Path(folder).resolve() if folder else paths.recordings_dir()
+        source = get_source("cwru")
+    statuses = source.verify(keys, folder)
+    where = Path(folder).resolve() if folder else source.recordings_dir()
     counts: dict[str, int] = {}
     for s in statuses:
         counts[s.status] = counts.get(s.status, 0) + 1
@@ -344,18 +320,6 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def check_file_numbers(numbers: Sequence[int]) -> None:
-    """Refuse file numbers that are not in the CWRU catalogue (a typo such as 99999), naming them."""
-    known = set(int(n) for n in load_catalogue().index)
-    unknown = sorted({int(n) for n in numbers} - known)
-    if unknown:
-        raise ConfigError(
-            f"--files {' '.join(map(str, unknown))}: not a CWRU file number of the catalogue "
-            f"({len(known)} files, numbers {min(known)} to {max(known)} with gaps; "
-            "`fd-data catalogue` lists them)"
-        )
-
-
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fd-data", description="Download, verify and summarise vibration recordings."
@@ -504,14 +468,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         if source.name != "cwru":
             return _dispatch_source(args, source)
         if args.files:
-            args.files = [int(k.split(".")[0]) for k in source.check_files(args.files)]
+            args.files = source.check_files(args.files)
         if args.command == "download" and not args.setup:
             args.setup = source.default_setup
     if args.command == "download":
-        numbers = args.files or setup_file_numbers(args.setup, args.loads)
-        rep = download_files(
-            numbers, folder=args.dir, base_url=args.base_url, progress=not args.no_progress
+        keys = args.files or setup_file_keys(source, args.setup, args.loads)
+        rep = download_source_files(
+            source, keys, folder=args.dir, base_url=args.base_url, progress=not args.no_progress
         )
+        del rep["data_source"]  # CWRU's report keeps the shape it had before sources existed
         if args.files:
             failed = bool(rep["errors"])
         else:  # a setup: fine while every class still has a recording (the build says what is absent)
@@ -527,8 +492,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(f"  {name}: {msg}")
         return 1 if failed else 0
     if args.command == "verify":
-        numbers = args.files or (setup_file_numbers(args.setup) if args.setup else None)
-        rep = verify_report(numbers, args.dir)
+        keys = args.files or (setup_file_keys(source, args.setup) if args.setup else None)
+        rep = verify_report(keys, args.dir, source=source)
         if args.json:
             _print_json(rep)
         else:
@@ -561,7 +526,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(view.to_string(index=False))
         return 0
     if args.command == "catalogue":
-        cat = load_catalogue()
+        from fault_diag.data.sources import get_source
+
+        # the catalogue as CWRU publishes it (without the "file" key column every source adds)
+        cat = get_source("cwru").catalogue().drop(columns=["file"])
         if args.group:
             cat = cat[cat["group"] == args.group]
         if args.json:

@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "AuditReport": "audit",
     "audit_windows": "audit",
-    "file_info": "catalogue",
-    "load_catalogue": "catalogue",
-    "official_url": "catalogue",
+    "file_info": "sources.cwru.catalogue",
+    "load_catalogue": "sources.cwru.catalogue",
+    "official_url": "sources.cwru.catalogue",
     "DataConfig": "config",
     "store_schema": "config",
     "WindowedDataset": "dataset",
     "build_dataset": "dataset",
-    "fetch": "download",
-    "fetch_file": "download",
-    "verify_files": "download",
+    "fetch": "sources.cwru.download",
+    "fetch_file": "sources.cwru.download",
+    "verify_files": "sources.cwru.download",
     "DataError": "errors",
     "BandFilter": "filters",
     "band_filter": "filters",
@@ -47,16 +47,16 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from fault_diag.data.audit import AuditReport, audit_windows
-    from fault_diag.data.catalogue import file_info, load_catalogue, official_url
     from fault_diag.data.config import DataConfig, store_schema
     from fault_diag.data.dataset import WindowedDataset, build_dataset
-    from fault_diag.data.download import fetch, fetch_file, verify_files
     from fault_diag.data.errors import DataError
     from fault_diag.data.filters import BandFilter, band_filter, band_limit, band_limit_margin
     from fault_diag.data.readers import read_mat, read_recording
     from fault_diag.data.setups import get_setup, list_setups
     from fault_diag.data.sources import get_source, list_sources, register_source
     from fault_diag.data.sources.base import DataSource
+    from fault_diag.data.sources.cwru.catalogue import file_info, load_catalogue, official_url
+    from fault_diag.data.sources.cwru.download import fetch, fetch_file, verify_files
     from fault_diag.data.spectral import (
         BandProfile,
         SpectralFlag,

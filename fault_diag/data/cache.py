@@ -20,11 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import uuid
 import warnings
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from fault_diag import paths
+from fault_diag.io import atomic_write, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -78,29 +76,6 @@ def entry_paths(key: str, prefix: str, folder: Path | None = None) -> tuple[Path
     return folder / f"{stem}.npz", folder / f"{stem}.json"
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
-    """Write via a unique temporary file in the same folder, then ``os.replace`` (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, mode.replace("w", "x")) as fh:  # "x": never clobber; honours the umask
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _meta_to_json(meta: pd.DataFrame) -> dict[str, Any]:
     cols = {}
     for col in meta.columns:
@@ -138,20 +113,20 @@ def save_entry(
 ) -> Path:
     """Write a cache entry atomically; returns the JSON path."""
     npz_path, json_path = entry_paths(key, prefix, folder)
-    _atomic_write(npz_path, lambda fh: _write_npz(fh, arrays), "wb")
+    atomic_write(npz_path, lambda fh: _write_npz(fh, arrays), binary=True)
     record = {
         "key": key,
         "format": CACHE_FORMAT,
         "npz": {
             "name": npz_path.name,
             "size": npz_path.stat().st_size,
-            "sha256": _sha256_file(npz_path),
+            "sha256": file_sha256(npz_path),
         },
         "meta": _meta_to_json(meta),
         "info": info,
     }
     record["sha256"] = record_digest(record)
-    _atomic_write(json_path, lambda fh: json.dump(record, fh), "w")
+    atomic_write(json_path, lambda fh: json.dump(record, fh), binary=False)
     return json_path
 
 
@@ -188,7 +163,7 @@ def load_entry(
             raise ValueError(
                 f"{npz_path.name} has {size} bytes, expected {expected['size']} (truncated?)"
             )
-        if _sha256_file(npz_path) != expected["sha256"]:
+        if file_sha256(npz_path) != expected["sha256"]:
             raise ValueError(f"{npz_path.name} checksum does not match")
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

@@ -22,7 +22,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 from fault_diag.data import cache as _cache
 from fault_diag.data.audit import AuditReport, audit_windows
 from fault_diag.data.config import DataConfig
-from fault_diag.data.download import sha256_of
 from fault_diag.data.errors import ConfigError, HashMismatchError, LeakageError
 from fault_diag.data.filters import band_filter, band_limit
 from fault_diag.data.readers import PER_FILE, SINGLE_VARIABLE, read_recording
@@ -31,6 +30,7 @@ from fault_diag.data.setups import RecordingSpec, Resolution, resolve
 from fault_diag.data.sources.base import norm_value
 from fault_diag.data.sources.cwru import BEARING_NOTE
 from fault_diag.data.splits import SPLIT_NAMES, plan_recording, undersample
+from fault_diag.io import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def _save(key: str, prefix: str, ds: WindowedDataset) -> None:
 def _check_hash(spec: RecordingSpec) -> None:
     if spec.sha256 is None:
         return
-    actual = sha256_of(spec.path)
+    actual = file_sha256(spec.path)
     if actual != spec.sha256:
         raise HashMismatchError(
             f"{spec.path}: SHA-256 {actual} does not match the expected {spec.sha256}; the file is "

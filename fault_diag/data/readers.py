@@ -1,26 +1,27 @@
 """Readers for single-channel vibration recordings: MATLAB ``.mat`` (v5 and v7.3), ``.csv``, ``.npy``, ``.npz``.
 
-CWRU ``.mat`` files hold ``X<nnn>_DE_time``, ``X<nnn>_FE_time``, ``X<nnn>_BA_time`` and ``X<nnn>RPM``
-with ``nnn`` the file number zero-padded to 3. Some published files break this (a file holding another
-number's variables, 99.mat holding both X098_* and X099_* plus a stray ``ans``, files without FE/BA/RPM),
-so the variable is chosen by rule, never by hard-coded file numbers:
+A ``.mat`` file holds named variables; which one is the channel's is decided by rule:
 
-1. the exact name built from the file number (``X097_DE_time`` for 97.mat);
-2. else, if exactly one ``*_<CH>_time`` variable exists, that one (with a warning);
-3. else, several candidates and none matches the number: :class:`AmbiguousVariableError` listing them;
-4. else, when no variable is named after a channel (``*_DE_time``, ``*_FE_time``, ``*_BA_time``) and
-   the file holds exactly one numeric vector (1-D, ``(N, 1)`` or ``(1, N)``), that one: files from
-   other rigs hold a single signal under a name that changes from file to file (HIT-SM: ``z20_4``,
-   ``VarName5``, ...). Files with channel-named variables never take this way, so a CWRU file
-   without the asked channel is an error rather than another channel read in its place;
+1. ``channel=SINGLE_VARIABLE``: the file's only numeric vector (see rule 4), whatever its name;
+2. a ``channel`` that is itself a variable of the file is used as is;
+3. else each data source's naming rules (:meth:`DataSource.select_variable
+   <fault_diag.data.sources.base.DataSource.select_variable>`: CWRU names its variables after the
+   file number and the channel) may pick one, with a warning when they fall back, or raise
+   :class:`AmbiguousVariableError`;
+4. else, when no source claims the variable names (:meth:`DataSource.owns_variables
+   <fault_diag.data.sources.base.DataSource.owns_variables>`) and the file holds exactly one
+   numeric vector (1-D, ``(N, 1)`` or ``(1, N)``), that one: files from other rigs hold a single
+   signal under a name that changes from file to file (HIT-SM: ``z20_4``, ``VarName5``, ...). Files
+   whose names a source claims never take this way, so a file without the asked channel is an
+   error rather than another channel read in its place;
 5. else :class:`NoUsableVariableError` listing the variables present.
 
 ``channel=SINGLE_VARIABLE`` asks for rule 4 directly: "the file's only signal, whatever its name"
 (what a dataset built from such files records as its channel, and what ``fd-predict`` then asks for).
 
 :func:`recorded_rate` finds a sampling rate a file records about itself (a scalar ``fs``-like
-variable, or the CWRU catalogue's rate for a file that holds its own numbered variables), so that a
-manifest's ``fs_hz`` can be checked against it.
+variable, or the rate a source's catalogue gives a file it recognises), so that a manifest's
+``fs_hz`` can be checked against it.
 
 MATLAB v7.3 files are HDF5: ``scipy.io.loadmat`` cannot read them, so h5py (imported lazily) does, and
 arrays come transposed (MATLAB is column-major).
@@ -29,21 +30,23 @@ arrays come transposed (MATLAB is column-major).
 from __future__ import annotations
 
 import logging
-import re
 import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fault_diag.data.catalogue import file_number_from_name
 from fault_diag.data.errors import (
     AmbiguousVariableError,
     NonFiniteSignalError,
     NoUsableVariableError,
     RecordingReadError,
 )
+
+if TYPE_CHECKING:
+    from fault_diag.data.sources.base import DataSource
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,6 @@ _NUMERIC_MAT_CLASSES = {
     "single",
     *(f"{sign}int{bits}" for sign in ("", "u") for bits in (8, 16, 32, 64)),
 }
-_CHANNEL_NAMED = re.compile(r"_(DE|FE|BA)_time$")
 # Names under which recordings commonly store their own sampling rate (compared case-insensitively).
 # Deliberately not "sr"/"sf"/"rpm": too often something else (RPM is a shaft speed, not a rate).
 RATE_VARIABLE_NAMES = frozenset(
@@ -235,19 +237,27 @@ def _h5_variables(path: Path) -> list[VariableInfo]:
     return out
 
 
+def _rule_sources() -> list[DataSource]:
+    """The data sources whose variable naming rules the reader applies (imported on first use)."""
+    from fault_diag.data.sources import all_sources
+
+    return all_sources()
+
+
 def select_variable(
     names: list[str],
     channel: str,
-    file_number: int | None,
+    number: int | None,
     source: str | Path,
     variables: list[VariableInfo] | None = None,
 ) -> tuple[str, str | None]:
     """Pick the variable of ``channel`` (DE/FE/BA) by the rules in the module docstring.
 
     Returns (name, warning or None). A ``channel`` that is itself one of ``names`` is used as is.
+    ``number`` is the recording's number for sources that name variables after it (CWRU).
     ``variables`` (shapes and classes) enables rule 4, the file's only signal.
     """
-    name, warning, _single = _select(names, channel, file_number, source, variables)
+    name, warning, _single = _select(names, channel, number, source, variables)
     return name, warning
 
 
@@ -265,11 +275,14 @@ def only_signal(variables: list[VariableInfo]) -> str | None:
 def _select(
     names: list[str],
     channel: str,
-    file_number: int | None,
+    number: int | None,
     source: str | Path,
     variables: list[VariableInfo] | None,
+    file_name: str | None = None,
 ) -> tuple[str, str | None, bool]:
-    """:func:`select_variable`, also saying whether rule 4 (the only signal) chose the variable."""
+    """:func:`select_variable`, also saying whether rule 4 (the only signal) chose the variable.
+
+    ``file_name`` (the file's name on disk) lets a source take the number from it."""
     usable = _usable(names)
     info = [v for v in variables or [] if v.name in set(usable)]
     if channel == SINGLE_VARIABLE:
@@ -284,41 +297,22 @@ def _select(
         )
     if channel in usable:
         return channel, None, False
-    if file_number is not None:
-        exact = f"X{file_number:03d}_{channel}_time"
-        if exact in usable:
-            return exact, None, False
-    candidates = sorted(n for n in usable if n.endswith(f"_{channel}_time"))
-    if len(candidates) == 1:
-        reason = (
-            f"no variable X{file_number:03d}_{channel}_time"
-            if file_number is not None
-            else "the file name carries no CWRU file number"
-        )
-        return (
-            candidates[0],
-            (
-                f"{source}: {reason}; using the only {channel} variable {candidates[0]!r} "
-                f"(variables: {usable})"
-            ),
-            False,
-        )
-    if candidates:
-        raise AmbiguousVariableError(
-            f"{source}: {len(candidates)} candidate {channel} variables {candidates} and none "
-            f"matches the file number ({file_number}); rename the file to its CWRU number or set "
-            "the channel to the exact variable name"
-        )
-    # Rule 4 only where no variable is named after a channel: a CWRU file lacking FE must not
+    sources = _rule_sources()
+    for src in sources:
+        chosen = src.select_variable(usable, channel, number, source, file_name)
+        if chosen is not None:
+            return chosen[0], chosen[1], False
+    # Rule 4 only where no source claims the variable names: a CWRU file lacking FE must not
     # have its DE signal read as FE just because DE is its only vector.
-    if not any(_CHANNEL_NAMED.search(n) for n in usable):
+    if not any(src.owns_variables(usable) for src in sources):
         only = only_signal(info)
         if only is not None:
             return only, None, True
+    hints = [h for h in (src.variable_hint(channel) for src in sources) if h]
     raise NoUsableVariableError(
-        f"{source}: no variable for channel {channel!r} (expected X<nnn>_{channel}_time, the "
-        f"exact variable name, or a file holding a single signal); variables present: "
-        f"{_listing(info, usable)}"
+        f"{source}: no variable for channel {channel!r} (expected "
+        f"{''.join(h + ', ' for h in hints)}the exact variable name, or a file holding a single "
+        f"signal); variables present: {_listing(info, usable)}"
     )
 
 
@@ -354,26 +348,28 @@ def check_finite(x: np.ndarray, source: str | Path, variable: str) -> None:
         )
 
 
-def read_mat(path: str | Path, channel: str = "DE", file_number: int | None = None) -> Signal:
-    """Read one channel (and the RPM when present) of a CWRU-style ``.mat`` file, v5 or v7.3.
+def read_mat(path: str | Path, channel: str = "DE", number: int | None = None) -> Signal:
+    """Read one channel (and the RPM when the source stores one beside it) of a ``.mat`` file,
+    v5 or v7.3.
 
-    ``file_number`` defaults to the number in the file name (``105.mat`` -> 105).
+    ``number`` is the recording's number for sources that name variables after it; a source may
+    take it from the file name instead (CWRU: ``105.mat`` -> 105).
     """
     path = Path(path)
     if not path.is_file():
         raise _fail(path, "file does not exist")
-    if file_number is None:
-        file_number = file_number_from_name(path.name)
     variables = mat_variables(path)
     names = [v.name for v in variables]
-    variable, warning, single = _select(names, channel, file_number, path, variables)
+    variable, warning, single = _select(names, channel, number, path, variables, path.name)
     notes = []
     if warning:
         warnings.warn(warning, VariableFallbackWarning, stacklevel=2)
         log.warning(warning)
         notes.append(warning)
-    m = re.match(r"^(X\d+)_", variable)
-    rpm_name = f"{m.group(1)}RPM" if m else None
+    rpm_name = next(
+        (r for r in (src.companion_rpm(variable) for src in _rule_sources()) if r is not None),
+        None,
+    )
     wanted = [variable] + ([rpm_name] if rpm_name in names else [])
     values = _read_mat_values(path, wanted)
     if variable not in values:
@@ -409,8 +405,9 @@ def recorded_rate(path: str | Path) -> RecordedRate | None:
 
     - ``.mat``/``.npz``: a positive numeric scalar named like a rate (:data:`RATE_VARIABLE_NAMES`,
       any case: ``fs``, ``Fs``, ``sample_rate``, ``SamplingFrequency``, ...);
-    - a CWRU ``.mat`` (named by its file number and holding that number's ``X<nnn>_*_time``
-      variables): the CWRU catalogue's rate for that number (CWRU files store only the RPM).
+    - a ``.mat`` a data source recognises (:meth:`DataSource.recorded_rate
+      <fault_diag.data.sources.base.DataSource.recorded_rate>`; CWRU: a file named by its number
+      that holds that number's variables): the source catalogue's rate.
 
     ``.csv``/``.npy`` record nothing. Only variable headers and one scalar are read, so checking a
     whole manifest costs milliseconds per file. Raises :class:`RecordingReadError` for a file that
@@ -426,19 +423,11 @@ def recorded_rate(path: str | Path) -> RecordedRate | None:
                 hz = _positive_scalar(value)
                 if hz is not None:
                     return RecordedRate(hz, f"variable {v.name!r} in the file")
-        number = file_number_from_name(path.name)
-        if number is not None and any(
-            v.name.startswith(f"X{number:03d}_") and _CHANNEL_NAMED.search(v.name)
-            for v in variables
-        ):
-            from fault_diag.data.catalogue import load_catalogue
-
-            cat = load_catalogue()
-            if number in cat.index:
-                return RecordedRate(
-                    float(cat.loc[number, "sampling_rate_hz"]),
-                    f"the CWRU catalogue (the file holds CWRU recording {number}'s variables)",
-                )
+        names = [v.name for v in variables]
+        for src in _rule_sources():
+            known = src.recorded_rate(path, names)
+            if known is not None:
+                return RecordedRate(*known)
         return None
     if suffix == ".npz":
         try:
@@ -490,7 +479,7 @@ def _read_h5(path: Path, names: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def read_recording(path: str | Path, channel: str = "DE", file_number: int | None = None) -> Signal:
+def read_recording(path: str | Path, channel: str = "DE", number: int | None = None) -> Signal:
     """Read one channel of a recording, dispatching on the suffix.
 
     - ``.mat``: :func:`read_mat` (``channel`` is DE/FE/BA, an exact variable name, or
@@ -509,7 +498,7 @@ def read_recording(path: str | Path, channel: str = "DE", file_number: int | Non
     if not path.is_file():
         raise _fail(path, "file does not exist")
     if suffix == ".mat":
-        return read_mat(path, channel, file_number)
+        return read_mat(path, channel, number)
     try:
         if suffix == ".npy":
             data, variable = np.load(path, allow_pickle=False), "array"

@@ -25,7 +25,6 @@ from typing import Any
 import pandas as pd
 
 from fault_diag import paths
-from fault_diag.data.catalogue import load_catalogue
 from fault_diag.data.config import DataConfig
 from fault_diag.data.errors import (
     ConfigError,
@@ -178,23 +177,6 @@ def setup_catalogue(setup: Setup | str) -> pd.DataFrame:
 
     name = setup if isinstance(setup, str) else setup.name
     return source_for_setup(name).setup_catalogue(setup)
-
-
-def cwru_setup_catalogue(setup: Setup) -> pd.DataFrame:
-    """CWRU catalogue rows of every file of ``setup`` with a ``class_name`` column (all loads)."""
-    cat = load_catalogue()
-    parts = []
-    for spec in setup.classes:
-        mask = pd.Series(True, index=cat.index)
-        for col, values in spec.query.items():
-            if col == "fault_size_in":
-                mask &= cat[col].round(3).isin([round(float(v), 3) for v in values])
-            else:
-                mask &= cat[col].isin(list(values))
-        rows = cat[mask].copy()
-        rows["class_name"] = spec.name
-        parts.append(rows)
-    return pd.concat(parts).sort_values(["class_name", "load_hp", "file_number"], kind="stable")
 
 
 def _selected_classes(all_names: list[str], wanted: list[str] | None, setup: str) -> list[str]:

@@ -257,6 +257,42 @@ class DataSource:
         """The catalogue's sampling rate for a file named as one of this source's, else None."""
         return None
 
+    # ------------------------------------------------------------------ variable rules
+    # The generic reader (fault_diag.data.readers) asks every source about a MATLAB file whose
+    # variable the channel does not name exactly; a source without naming rules keeps the defaults.
+
+    def select_variable(
+        self,
+        usable: list[str],
+        channel: str,
+        number: int | None,
+        source: str | Path,
+        file_name: str | None = None,
+    ) -> tuple[str, str | None] | None:
+        """The variable of ``channel`` by this source's naming rules: (name, warning or None), or
+        None when the rules find none. ``number`` is the recording's number if known (else taken
+        from ``file_name`` where the source names files by number); ``source`` names the file in
+        messages. May raise :class:`~fault_diag.data.errors.AmbiguousVariableError`."""
+        return None
+
+    def owns_variables(self, usable: list[str]) -> bool:
+        """True when the variable names follow this source's channel naming: the reader then never
+        takes "the file's only signal" in place of an absent channel."""
+        return False
+
+    def variable_hint(self, channel: str) -> str | None:
+        """How this source names ``channel``'s variable, for error messages (None: no rule)."""
+        return None
+
+    def companion_rpm(self, variable: str) -> str | None:
+        """The name of the shaft-speed variable stored beside ``variable``, if the source has one."""
+        return None
+
+    def recorded_rate(self, path: Path, names: list[str]) -> tuple[float, str] | None:
+        """(rate in Hz, where from) for a file of this source that stores no rate of its own but
+        is known to the source (e.g. by its catalogue); None otherwise."""
+        return None
+
     # ------------------------------------------------------------------ reading
 
     def validate_config(self, cfg: DataConfig) -> None:

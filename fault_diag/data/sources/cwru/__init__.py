@@ -1,9 +1,11 @@
 """The CWRU Bearing Data Center source: file numbers, ``X<nnn>_DE_time`` variables, loads 0-3 HP.
 
-The catalogue (``fault_diag/data/cwru_catalogue.csv``, :mod:`fault_diag.data.catalogue`), the
-download from the official site (:mod:`fault_diag.data.download`), the variable rules of the reader
-(:mod:`fault_diag.data.readers`) and the setups ``cwru10`` / ``cwru4`` (:mod:`fault_diag.data.setups`)
-are CWRU's; this class is what the rest of the project sees of them.
+Everything CWRU-specific lives in this package: the catalogue (``fault_diag/data/cwru_catalogue.csv``,
+read by :mod:`.catalogue`), the download from the official site (:mod:`.download`) and the ``.mat``
+variable rules (:mod:`.variables`, which the generic reader asks through the
+:class:`~fault_diag.data.sources.base.DataSource` hooks). The setups ``cwru10`` / ``cwru4`` are
+defined in :mod:`fault_diag.data.setups`. This class is what the rest of the project sees of them;
+its submodules are imported on first use (they need pandas).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class CWRUSource(DataSource):
     note = BEARING_NOTE
 
     def catalogue(self) -> pd.DataFrame:
-        from fault_diag.data.catalogue import load_catalogue
+        from fault_diag.data.sources.cwru.catalogue import load_catalogue
 
         cat = load_catalogue()
         cat["file"] = cat["file_name"].astype(str)
@@ -57,9 +59,24 @@ class CWRUSource(DataSource):
         return dict(SETUPS)
 
     def setup_catalogue(self, setup: Setup | str) -> pd.DataFrame:
-        from fault_diag.data.setups import cwru_setup_catalogue
+        import pandas as pd
 
-        cat = cwru_setup_catalogue(self.get_setup(setup) if isinstance(setup, str) else setup)
+        from fault_diag.data.sources.cwru.catalogue import load_catalogue
+
+        setup = self.get_setup(setup) if isinstance(setup, str) else setup
+        cat = load_catalogue()
+        parts = []
+        for spec in setup.classes:
+            mask = pd.Series(True, index=cat.index)
+            for col, values in spec.query.items():
+                if col == "fault_size_in":
+                    mask &= cat[col].round(3).isin([round(float(v), 3) for v in values])
+                else:
+                    mask &= cat[col].isin(list(values))
+            rows = cat[mask].copy()
+            rows["class_name"] = spec.name
+            parts.append(rows)
+        cat = pd.concat(parts).sort_values(["class_name", "load_hp", "file_number"], kind="stable")
         cat["file"] = cat["file_name"].astype(str)
         return cat
 
@@ -78,7 +95,7 @@ class CWRUSource(DataSource):
 
     def check_files(self, items: Sequence[str]) -> list[str]:
         """``105`` or ``105.mat`` -> ``105.mat``; file numbers not in the catalogue are refused."""
-        from fault_diag.data.catalogue import file_number_from_name, load_catalogue
+        from fault_diag.data.sources.cwru.catalogue import file_number_from_name, load_catalogue
 
         numbers = []
         for item in items:
@@ -97,7 +114,7 @@ class CWRUSource(DataSource):
         return [f"{n}.mat" for n in numbers]
 
     def url(self, key: str, base_url: str | None = None) -> str:
-        from fault_diag.data.catalogue import base_url as resolve_base_url
+        from fault_diag.data.sources.cwru.catalogue import base_url as resolve_base_url
 
         return f"{resolve_base_url(base_url)}/{key}"
 
@@ -109,8 +126,8 @@ class CWRUSource(DataSource):
         base_url: str | None = None,
         progress: bool = True,
     ) -> FetchReport:
-        from fault_diag.data.catalogue import file_number_from_name
-        from fault_diag.data.download import fetch
+        from fault_diag.data.sources.cwru.catalogue import file_number_from_name
+        from fault_diag.data.sources.cwru.download import fetch
 
         numbers = [file_number_from_name(k) for k in keys]
         return fetch(
@@ -123,8 +140,8 @@ class CWRUSource(DataSource):
     def verify(
         self, keys: Sequence[str] | None = None, folder: str | Path | None = None
     ) -> list[FileStatus]:
-        from fault_diag.data.catalogue import file_number_from_name
-        from fault_diag.data.download import verify_files
+        from fault_diag.data.sources.cwru.catalogue import file_number_from_name
+        from fault_diag.data.sources.cwru.download import verify_files
 
         numbers = None if keys is None else [file_number_from_name(k) for k in keys]
         return verify_files(
@@ -132,7 +149,7 @@ class CWRUSource(DataSource):
         )
 
     def known_rate(self, path: Path) -> int | None:
-        from fault_diag.data.catalogue import file_number_from_name, load_catalogue
+        from fault_diag.data.sources.cwru.catalogue import file_number_from_name, load_catalogue
 
         if path.suffix.lower() != ".mat":
             return None
@@ -157,3 +174,37 @@ class CWRUSource(DataSource):
             extra={"fault": str(row["fault"]), "fault_size_in": float(row["fault_size_in"])},
             conditions={"load": int(row["load_hp"])},
         )
+
+    # ------------------------------------------------------------------ .mat variable rules
+
+    def select_variable(
+        self,
+        usable: list[str],
+        channel: str,
+        number: int | None,
+        source: str | Path,
+        file_name: str | None = None,
+    ) -> tuple[str, str | None] | None:
+        from fault_diag.data.sources.cwru import variables
+
+        return variables.select(usable, channel, number, source, file_name)
+
+    def owns_variables(self, usable: list[str]) -> bool:
+        from fault_diag.data.sources.cwru import variables
+
+        return variables.is_cwru_style(usable)
+
+    def variable_hint(self, channel: str) -> str | None:
+        from fault_diag.data.sources.cwru import variables
+
+        return variables.expected_name(channel)
+
+    def companion_rpm(self, variable: str) -> str | None:
+        from fault_diag.data.sources.cwru import variables
+
+        return variables.rpm_variable(variable)
+
+    def recorded_rate(self, path: Path, names: list[str]) -> tuple[float, str] | None:
+        from fault_diag.data.sources.cwru import variables
+
+        return variables.catalogue_rate(path, names)
