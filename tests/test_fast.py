@@ -621,3 +621,15 @@ def test_fingerprint_ignores_data_lenient_false_but_not_lenient_true() -> None:
     assert config_fingerprint(cfg) == legacy_fingerprint(before)
     lenient = _compose("data.lenient=true")  # may drop manifest rows: another fingerprint
     assert config_fingerprint(lenient) != config_fingerprint(cfg)
+
+
+def test_fd_sweep_keeps_the_old_concurrent_commands_options(tmp_path: Path, capsys) -> None:
+    """``python -m fault_diag.training.concurrent --sweep K=V --out DIR`` (the command fd-sweep
+    replaced) still means what it meant, with overrides before and after the options."""
+    rc = main(
+        ["--sweep", "model=drsn_cw,resnet1d", "noise=gaussian", "--out", str(tmp_path), "--dry-run"]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "member 1: noise=gaussian model=resnet1d" in out
+    assert f"2 members in 2 group(s); folder {tmp_path}" in out

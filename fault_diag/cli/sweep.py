@@ -43,8 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--dry-run", action="store_true", help="list the members and their groups, train nothing"
     )
+    # The options of the command this one replaces (python -m fault_diag.training.concurrent):
+    ap.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a sweep axis, as an override KEY=V1,V2 would be (kept from the old command)",
+    )
+    ap.add_argument(
+        "--out", default=None, help="the sweep folder (same as hydra.sweep.dir=...; kept)"
+    )
     add_debug_argument(ap)
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # overrides before and after the options
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     def body() -> int:
@@ -53,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.max_members is not None and args.max_members < 1:
             raise SweepError(f"--max-members must be >= 1, got {args.max_members}")
-        plan = plan_sweep(args.overrides)
+        overrides = [*args.overrides, *args.sweep]
+        if args.out is not None:
+            overrides.append(f"hydra.sweep.dir={args.out}")
+        plan = plan_sweep(overrides)
         size = args.max_members or default_group_size(plan.configs[0].trainer)
         groups = group_compatible(plan.configs, size)
         if args.dry_run:

@@ -322,3 +322,9 @@ def train_sweep(
         ):
             results[idx] = res
     return [r for r in results if r is not None]
+
+
+if __name__ == "__main__":  # the command fd-sweep replaced, with its options
+    from fault_diag.cli.sweep import main
+
+    raise SystemExit(main())

@@ -141,35 +141,12 @@ def train(
     opt = make_optimizer(t, model.parameters())
     sched = make_scheduler(t, opt)
     member = MemberState.start(model, t.select)
-
-    fingerprint = config_fingerprint(config)
-    ckpt_path = output_dir / "checkpoints" / "last.pt"
-    start_epoch = 0
-    if t.resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=runtime.device)
-        _check_fingerprint(ckpt_path, state.get("fingerprint"), fingerprint)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        member.load_state_dict(state)
-        start_epoch = int(state["epoch"])
-        log.info("resumed from %s after epoch %d", ckpt_path, start_epoch)
+    ckpt = Checkpoint(output_dir, config_fingerprint(config), checkpoint_extra)
+    start_epoch = ckpt.resume(model, opt, sched, member, runtime.device) if t.resume else 0
 
     n_train = int(data.x_train.shape[0])
     step = runtime.step(model, opt, t.batch_size)
-    batches = -(-n_train // t.batch_size)
-    bar = None
-    if t.progress:
-        from tqdm.auto import tqdm
-
-        # One bar over every batch of the run, the epoch in its label: progress within an epoch
-        # shows too (an epoch of a large setup is minutes on a CPU).
-        bar = tqdm(
-            total=t.epochs * batches,
-            initial=start_epoch * batches,
-            desc=f"{config.model.name} epoch {start_epoch + 1}/{t.epochs}",
-            unit="batch",
-        )
+    bar = EpochBar(config, start_epoch, batches=-(-n_train // t.batch_size))
     t_epochs = time.perf_counter()
     try:
         for epoch in range(start_epoch, t.epochs):
@@ -185,49 +162,115 @@ def train(
                 epoch=epoch,
                 batch_size=t.batch_size,
             )
-            loss_sum, correct = run_epoch(
-                step, x_epoch, y_epoch, t.batch_size, on_batch=bar.update if bar else None
-            )
+            loss_sum, correct = run_epoch(step, x_epoch, y_epoch, t.batch_size, bar.on_batch)
             del x_epoch, y_epoch
             sched.step()
             val_loss, val_acc, _ = validate(
                 model, data.x_val, data.y_val, t.eval_batch_size, runtime.amp
             )
-            train_part = epoch_metrics(loss_sum, correct, n_train)[0]
             metrics = {
-                **train_part,
+                **epoch_metrics(loss_sum, correct, n_train)[0],
                 "val/loss": val_loss,
                 "val/acc": val_acc,
                 "lr": opt.param_groups[0]["lr"],
             }
             member.end_epoch(epoch + 1, metrics, model)
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    **member.state_dict(),
-                    "extra": dict(checkpoint_extra or {}),
-                },
-            )
+            ckpt.save(epoch + 1, model, opt, sched, member)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, metrics)
-            if bar is not None:
-                bar.set_description(
-                    f"{config.model.name} epoch {min(epoch + 2, t.epochs)}/{t.epochs}"
-                )
-                bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", val_acc=f"{val_acc:.3f}")
+            bar.epoch_done(epoch + 1, metrics)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         step.close()
     epochs_s = time.perf_counter() - t_epochs
     result = finish_training(config, dataset, model, data, member, amp=runtime.amp, t0=t0)
     result.timing = {"epochs_s": epochs_s, "test_s": result.seconds - (t_epochs - t0) - epochs_s}
     return result
+
+
+class Checkpoint:
+    """``<output_dir>/checkpoints/last.pt``: written after every epoch, read back on a resume,
+    refused when it was written by another configuration (its fingerprint)."""
+
+    def __init__(self, output_dir: Path, fingerprint: str, extra: dict[str, Any] | None) -> None:
+        self.path = output_dir / "checkpoints" / "last.pt"
+        self.fingerprint = fingerprint
+        self.extra = dict(extra or {})
+
+    def resume(
+        self,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler,
+        member: MemberState,
+        device: torch.device,
+    ) -> int:
+        """Load the checkpoint into the objects when it exists; returns the epochs it holds."""
+        if not self.path.exists():
+            return 0
+        state = load_checkpoint(self.path, map_location=device)
+        _check_fingerprint(self.path, state.get("fingerprint"), self.fingerprint)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        member.load_state_dict(state)
+        log.info("resumed from %s after epoch %d", self.path, int(state["epoch"]))
+        return int(state["epoch"])
+
+    def save(
+        self,
+        epoch: int,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler,
+        member: MemberState,
+    ) -> None:
+        """Everything a resume after ``epoch`` (1-based) needs, atomically."""
+        save_checkpoint(
+            self.path,
+            {
+                "fingerprint": self.fingerprint,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                **member.state_dict(),
+                "extra": self.extra,
+            },
+        )
+
+
+class EpochBar:
+    """One progress bar over every batch of the run, the epoch in its label (an epoch of a large
+    setup is minutes on a CPU); nothing with ``trainer.progress=false``."""
+
+    def __init__(self, config: Config, start_epoch: int, batches: int) -> None:
+        self.name, self.epochs = config.model.name, config.trainer.epochs
+        self.bar: Any = None
+        self.on_batch: Callable[[], None] | None = None
+        if config.trainer.progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=self.epochs * batches,
+                initial=start_epoch * batches,
+                desc=f"{self.name} epoch {start_epoch + 1}/{self.epochs}",
+                unit="batch",
+            )
+            self.on_batch = self.bar.update
+
+    def epoch_done(self, epoch: int, metrics: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.set_description(
+                f"{self.name} epoch {min(epoch + 1, self.epochs)}/{self.epochs}"
+            )
+            self.bar.set_postfix(
+                loss=f"{metrics['train/loss']:.3f}", val_acc=f"{metrics['val/acc']:.3f}"
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _check_fingerprint(path: Path, found: object, expected: str) -> None:
