@@ -462,6 +462,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     )
 
 
+def _next(command: str) -> None:
+    """The command that usually comes next, on stderr (stdout stays the report)."""
+    print(f"next: {command}", file=sys.stderr)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("download", "verify"):
         source = source_of(args.source, args.setup)
@@ -490,6 +495,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{len(rep['files'])} file(s) available in {rep['folder']} ({rep['source']})")
             for name, msg in rep["errors"].items():
                 print(f"  {name}: {msg}")
+            if not failed and args.setup:
+                _next(f"fd-data summary --setup {args.setup}   (then: fd-train data={args.setup})")
         return 1 if failed else 0
     if args.command == "verify":
         keys = args.files or (setup_file_keys(source, args.setup) if args.setup else None)
@@ -513,6 +520,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             _print_json(rep)
         else:
             print(_text_summary(rep))
+            if rep["audit"]["passed"] and getattr(args, "setup", None):
+                _next(f"fd-train data={args.setup}   (fd-train --help for the options)")
         return 0 if rep["audit"]["passed"] else 1
     if args.command == "catalogue" and args.source != "cwru":
         from fault_diag.data.sources import get_source
@@ -569,6 +578,8 @@ def _dispatch_source(args: argparse.Namespace, source: Any) -> int:
             print(f"{len(rep['files'])} file(s) available in {rep['folder']} ({rep['source']})")
             for name, msg in rep["errors"].items():
                 print(f"  {name}: {msg}")
+            if not failed and args.setup:
+                _next(f"fd-data summary --setup {args.setup}   (then: fd-train data={args.setup})")
         return 1 if failed else 0
     keys = keys or (source.file_keys(args.setup) if args.setup else None)
     rep = verify_report(keys, args.dir, source=source)

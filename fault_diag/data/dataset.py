@@ -249,7 +249,12 @@ def _build(cfg: DataConfig, res: Resolution) -> WindowedDataset:
 
     extra_cols = sorted({k for r in res.recordings for k in r.extra})
     read = _reader(cfg)
-    for spec in sorted(res.recordings, key=lambda r: (label_of[r.class_name], r.key)):
+    from tqdm.auto import tqdm
+
+    # A cold build reads, hashes and resamples every recording (a minute for a large setup): a
+    # bar on a terminal (disable=None: none when stderr is not one, e.g. in CI or a log file).
+    ordered = sorted(res.recordings, key=lambda r: (label_of[r.class_name], r.key))
+    for spec in tqdm(ordered, desc=f"building {cfg.setup}", unit="recording", disable=None):
         if cfg.verify_hashes:
             _check_hash(spec)
         sig = read(spec)
