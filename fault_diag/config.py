@@ -116,6 +116,7 @@ COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-auto
 SELECT_RULES: tuple[str, ...] = ("val_loss", "val_acc", "last")
 
 _REGISTERED = False
+_SCHEMAS: dict[str, type] = {}  # annotation string -> dataclass (filled below)
 
 
 def register_configs() -> None:
@@ -165,11 +166,47 @@ def _choice(key: str, value: str, choices: list[str] | tuple[str, ...]) -> None:
         raise ConfigError(f"{key}={value!r} is not one of {sorted(choices)}")
 
 
+#: Config nodes whose keys are free (a model's builder keywords, the user's tags).
+_FREE_KEYS = ("model.params", "tracking.tags")
+
+
+def _refuse_unknown_keys(cfg: DictConfig) -> None:
+    """A key the schema does not have (``+trainer.epoch=3`` gets past Hydra's closed schema):
+    refused, naming the key and the nearest real one, instead of being silently ignored."""
+    import dataclasses
+    import difflib
+
+    def walk(node: Any, schema: type, prefix: str) -> None:
+        fields = {f.name: f for f in dataclasses.fields(schema)}
+        for key in node:
+            name = f"{prefix}{key}"
+            if name in _FREE_KEYS:
+                continue
+            if key not in fields:
+                close = difflib.get_close_matches(str(key), list(fields), n=1)
+                hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+                raise ConfigError(f"unknown key {name}: {schema.__name__} has no {key!r}{hint}")
+            sub = fields[key].type
+            value = node._get_node(key)  # not node[key]: that would resolve ${hydra:...}
+            if isinstance(value, DictConfig) and isinstance(sub, str):
+                sub = _SCHEMAS.get(sub)
+            if (
+                isinstance(value, DictConfig)
+                and isinstance(sub, type)
+                and dataclasses.is_dataclass(sub)
+            ):
+                walk(value, sub, f"{name}.")
+
+    walk(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]), Config, "")
+
+
 def validate_config(cfg: DictConfig | Config) -> None:
     """Check values the schema cannot: names against registries, ranges. Raises ConfigError."""
     from fault_diag.models import list_models
     from fault_diag.noise_config import validate_noise_config
 
+    if isinstance(cfg, DictConfig):
+        _refuse_unknown_keys(cfg)
     _choice("model.name", cfg.model.name, list_models())
     validate_noise_config(cfg.noise)
     t = cfg.trainer
@@ -194,3 +231,19 @@ def validate_config(cfg: DictConfig | Config) -> None:
         get_backend(cfg.tracking.backend)
     except TrackerConfigError as exc:
         raise ConfigError(str(exc)) from None
+
+
+_SCHEMAS.update(
+    {
+        c.__name__: c
+        for c in (
+            DataConfig,
+            NoiseConfig,
+            ModelConfig,
+            TrainerConfig,
+            EvalConfig,
+            TrackingConfig,
+            PathsConfig,
+        )
+    }
+)

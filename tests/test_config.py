@@ -101,3 +101,17 @@ def test_git_commit_is_asked_once_per_process(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a) or None)
     assert tracking.git_commit() == first and calls == []
     tracking.git_commit.cache_clear()
+
+
+def test_a_key_added_with_plus_that_the_schema_lacks_is_refused_with_the_nearest_key() -> None:
+    """``+trainer.epoch=3`` gets past Hydra's closed schema; it must not be silently ignored."""
+    from fault_diag.config import ConfigError, validate_config
+    from fault_diag.training.sweep import plan_sweep
+
+    with pytest.raises(
+        ConfigError, match=r"unknown key trainer\.epoch: .*did you mean trainer\.epochs"
+    ):
+        plan_sweep(["+trainer.epoch=3"])
+    (ok,) = plan_sweep(["+model.params.width=8", "+tracking.tags.study=x", "model=drsn_cw"]).configs
+    assert ok.tracking.tags == {"study": "x"}  # free nodes take any key
+    validate_config(ok)
