@@ -393,16 +393,3 @@ def grid_conditions(cfg: Any) -> list[NoiseCondition]:
     """Every ``(kind, snr_db)`` of ``test_kinds`` x ``test_snr_grid_db``, kinds outermost."""
     c = validate_noise_config(cfg)
     return [NoiseCondition(k, s) for k in c.test_kinds for s in c.test_snr_grid_db]
-
-
-def eval_conditions(cfg: Any) -> list[NoiseCondition]:
-    """The test conditions the protocol reports.
-
-    matched: the training condition only (one model per SNR; a sweep over ``noise.snr_db`` gives
-    the accuracy-vs-SNR curve). clean_train and mixed: the clean test set first, then
-    :func:`grid_conditions`.
-    """
-    c = validate_noise_config(cfg)
-    if c.protocol == "matched":
-        return [train_condition(c)]
-    return [NoiseCondition("none", None), *grid_conditions(c)]

@@ -39,6 +39,7 @@ from fault_diag.data import WindowedDataset
 from fault_diag.metric_names import CONDITION_METRICS, metric_name
 from fault_diag.models import get_model
 from fault_diag.noise import TrainingNoise, noise_generator
+from fault_diag.noise_config import grid_conditions, train_condition
 from fault_diag.preprocess import Classifier
 from fault_diag.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fault_diag.training.engine import (
@@ -388,11 +389,9 @@ def prepare_split_tensors(
     band = noise_band(config.data, nz)
     noise = training_noise(nz, band)
     matched = noise is not None
-    if nz.protocol == "mixed":
-        train_kind, train_snr = "mixed", None
-    else:
-        train_kind = str(nz.kind) if matched else "none"
-        train_snr = float(nz.snr_db) if matched and nz.snr_db is not None else None
+    trained_on = train_condition(nz)  # ("mixed", None), ("none", None) or (kind, snr_db)
+    train_kind = trained_on.kind
+    train_snr = None if trained_on.snr_db is None else float(trained_on.snr_db)
     data = SplitTensors(
         x_train,
         y_train,
@@ -450,9 +449,9 @@ def evaluate_all(
         ("clean", "none", None),
     ]
     conditions += [
-        (condition_name(k, float(s)), str(k), float(s))
-        for k in nz.test_kinds
-        for s in nz.test_snr_grid_db
+        (condition_name(c.kind, float(c.snr_db)), c.kind, float(c.snr_db))
+        for c in grid_conditions(nz)
+        if c.snr_db is not None
     ]
     variants = [False, True] if adapt else [False]
     # Each condition's noisy copies are drawn once and scored by every variant; a training
