@@ -23,18 +23,17 @@ mlflow is imported lazily: ``tracking.backend=none`` never imports it.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
 import socket
 import sqlite3
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fault_diag.lifecycle import deferred_signals, git_commit
 from fault_diag.paths import project_root
 from fault_diag.tracker import SweepCallback
 
@@ -126,53 +125,6 @@ def check_store_writable(uri: str) -> None:
                 "set tracking.tracking_uri / MLFLOW_TRACKING_URI to a writable location "
                 "or use tracking=none"
             ) from exc
-
-
-class _SignalGate:
-    """What :func:`deferred_signals` and the job's signal handlers share (main thread only)."""
-
-    depth = 0
-    pending: Callable[[], None] | None = None
-
-
-@contextlib.contextmanager
-def deferred_signals(active: bool = True) -> Iterator[None]:
-    """Let the stop signals of a job (see :func:`on_stop_signal`) wait for the end of the block;
-    one that arrived meanwhile takes effect (raises) as the block ends.
-
-    For writes to a local sqlite store: an exception raised by a signal handler in the middle of
-    SQLAlchemy's commit or connection return can leave a pooled connection holding the file's
-    write lock, after which closing the run fails with "database is locked" and the run stays
-    RUNNING (measured: 3 of 100 random interrupts); during a schema migration it leaves a
-    half-migrated store. The writes are short, so the wait costs a fraction of a second. Not for
-    a tracking server (``active=False``): its requests may retry for minutes, and an interrupted
-    request leaves nothing behind. Blocking the signals (``pthread_sigmask``) would not do:
-    Python runs handlers in the main thread whichever thread the kernel delivers to, and torch's
-    threads do not block them.
-    """
-    import threading
-
-    if not active or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    _SignalGate.depth += 1
-    try:
-        yield
-    finally:
-        _SignalGate.depth -= 1
-        if _SignalGate.depth == 0 and _SignalGate.pending is not None:
-            action, _SignalGate.pending = _SignalGate.pending, None
-            action()
-
-
-def on_stop_signal(action: Callable[[], None]) -> None:
-    """From a signal handler: run ``action`` (which raises) now, or at the end of the outermost
-    :func:`deferred_signals` block when one is open. Only the first pending action is kept."""
-    if _SignalGate.depth > 0:
-        if _SignalGate.pending is None:
-            _SignalGate.pending = action
-        return
-    action()
 
 
 @contextlib.contextmanager
@@ -350,33 +302,6 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
         if exp is None:
             raise
         return exp.experiment_id
-
-
-@functools.cache
-def git_commit() -> str:
-    """The commit of the code that runs (``-dirty`` when its tree has changes), or ``unknown``.
-
-    Asked of the checkout that holds this package, not of ``project_root()``: the root may be moved
-    (``FAULT_DIAG_ROOT``) to keep stores and outputs elsewhere. Asked once per process and kept:
-    a process runs the code it imported, and the sweep launchers reuse worker processes across
-    jobs, so asking git again for each job would record commits made *after* the worker loaded its
-    code (``run_job`` asks at its start, right after the import).
-    """
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def read_parent_run(sweep_dir: Path) -> dict[str, str] | None:

@@ -93,14 +93,14 @@ def test_git_commit_is_asked_once_per_process(monkeypatch: pytest.MonkeyPatch) -
     process imported, not whatever HEAD is when a later job starts."""
     import subprocess
 
-    from fault_diag import tracking
+    from fault_diag import lifecycle
 
-    tracking.git_commit.cache_clear()
-    first = tracking.git_commit()
+    lifecycle.git_commit.cache_clear()
+    first = lifecycle.git_commit()
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a) or None)
-    assert tracking.git_commit() == first and calls == []
-    tracking.git_commit.cache_clear()
+    assert lifecycle.git_commit() == first and calls == []
+    lifecycle.git_commit.cache_clear()
 
 
 def test_a_key_added_with_plus_that_the_schema_lacks_is_refused_with_the_nearest_key() -> None:

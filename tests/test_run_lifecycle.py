@@ -24,16 +24,9 @@ import pytest
 from helpers import project_env
 from omegaconf import DictConfig
 
-from fault_diag.training import run as run_mod
-from fault_diag.training.run import (
-    RUN_RECORD,
-    RunFolderBusy,
-    Terminated,
-    previous_run_id,
-    run_folder_lock,
-    tracked_run,
-    write_run_record,
-)
+from fault_diag import lifecycle
+from fault_diag.lifecycle import RunFolderBusy, Terminated, run_folder_lock, tracked_run
+from fault_diag.training.run import RUN_RECORD, previous_run_id, write_run_record
 
 
 def _compose(tmp: Path, *overrides: str) -> DictConfig:
@@ -92,7 +85,7 @@ def test_sigterm_and_sighup_raise_once_then_are_ignored_until_restored() -> None
     # under nohup (a CI runner, a background shell) SIGHUP arrives ignored, and an ignored signal
     # stays ignored (test_an_ignored_sigterm_stays_ignored): start from the default disposition
     hup_before = signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    restore = run_mod._terminate_as_interrupt()
+    restore = lifecycle.stop_signals_raise()
     try:
         with pytest.raises(Terminated, match="SIGHUP"):
             os.kill(os.getpid(), signal.SIGHUP)
@@ -113,10 +106,10 @@ def test_a_stop_signal_waits_for_the_end_of_a_store_write(
 ) -> None:
     """Raised inside SQLAlchemy's commit, the exception could leave the sqlite file locked and
     the run unclosable: it is raised when the write is done."""
-    from fault_diag.tracking import deferred_signals
+    from fault_diag.lifecycle import deferred_signals
 
     reached = []
-    restore = run_mod._terminate_as_interrupt()
+    restore = lifecycle.stop_signals_raise()
     try:
         with pytest.raises(error), deferred_signals():
             os.kill(os.getpid(), sig)
@@ -130,7 +123,7 @@ def test_a_stop_signal_waits_for_the_end_of_a_store_write(
 def test_an_ignored_sigterm_stays_ignored() -> None:
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        restore = run_mod._terminate_as_interrupt()
+        restore = lifecycle.stop_signals_raise()
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
         restore()
     finally:

@@ -183,8 +183,8 @@ def model_card(dataset: WindowedDataset, result: TrainResult, run_id: str | None
     import numpy as np
     import torch
 
+    from fault_diag.lifecycle import git_commit
     from fault_diag.models import get_model_spec
-    from fault_diag.tracking import git_commit
 
     return {
         **card_fields(

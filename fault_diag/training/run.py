@@ -8,13 +8,11 @@ after training (:func:`finish_job`: card, artifacts, tracker) are shared with ``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from fault_diag.bundle.card import model_card
 from fault_diag.config import Config, as_config, validate_config
 from fault_diag.data import WindowedDataset, build_dataset
+from fault_diag.lifecycle import (
+    git_commit,
+    run_folder_lock,
+    stop_signals_raise,
+    tracked_run,
+)
 from fault_diag.metric_names import (
     CONDITION_METRICS,
     WINDOW_SCORES_ARTIFACT,
@@ -129,8 +133,6 @@ def write_artifacts(
 
 def run_tags(config: Config, dataset: WindowedDataset) -> dict[str, str]:
     """The tags of a training run (model, noise, snr_db, protocol, split, data_setup, seed, commit)."""
-    from fault_diag.tracking import git_commit
-
     tags = {
         "model": config.model.name,
         "noise": config.noise.kind,
@@ -312,158 +314,6 @@ def start_tracker(
 RUN_RECORD = "mlflow_run.json"
 
 
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP (what SLURM, containers, ``kill`` and a closed terminal send) arrived
-    while a job ran. A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on
-    the way swallows it."""
-
-
-class RunFolderBusy(ValueError):
-    """Another process is running a job in the same run folder (a ValueError: the folder given
-    cannot be used as given, like any other bad input)."""
-
-
-def _stop_signals(*names: str) -> list[Any]:
-    """The signals of ``names`` this platform has (Windows has no SIGHUP)."""
-    import signal
-
-    return [getattr(signal, name) for name in names if hasattr(signal, name)]
-
-
-def _terminate_as_interrupt() -> Callable[[], None]:
-    """While a job runs, turn SIGTERM and SIGHUP into :class:`Terminated` and SIGINT into
-    KeyboardInterrupt, raised outside writes to a local store
-    (:func:`fault_diag.tracking.deferred_signals`), so that its tracking run is closed as KILLED
-    instead of being left RUNNING; returns the function that restores the old handlers.
-
-    Only the first signal raises: a second one (SLURM repeats SIGTERM before its SIGKILL) would
-    otherwise interrupt the closing of the run. A signal that was ignored (``nohup``) stays
-    ignored. Outside the main thread (where signals cannot be handled) it does nothing.
-    """
-    import signal
-
-    from fault_diag.tracking import on_stop_signal
-
-    received: list[int] = []
-
-    def stop(signum: int) -> None:
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise Terminated(f"{signal.Signals(signum).name} received")
-
-    def handler(signum: int, frame: Any) -> None:
-        if received:
-            log.warning("signal %d ignored: the job is already stopping", signum)
-            return
-        received.append(signum)
-        on_stop_signal(lambda: stop(signum))
-
-    previous: dict[int, Any] = {}
-    try:
-        for sig in _stop_signals("SIGTERM", "SIGHUP", "SIGINT"):
-            if signal.getsignal(sig) is signal.SIG_IGN:
-                continue
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread
-        return lambda: None
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP ignored for a short block (closing a run after an error): a
-    second Ctrl-C or TERM would leave the run half-closed. Outside the main thread, no change."""
-    import signal
-
-    try:
-        saved = {
-            sig: signal.signal(sig, signal.SIG_IGN)
-            for sig in _stop_signals("SIGINT", "SIGTERM", "SIGHUP")
-        }
-    except ValueError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, old in saved.items():
-            signal.signal(sig, old)
-
-
-@contextlib.contextmanager
-def tracked_run(open_tracker: Callable[[], Any], *, defer: bool = False) -> Iterator[Any]:
-    """Open a tracker (``open_tracker()``) and close its run when the block raises: KILLED for
-    Ctrl-C (KeyboardInterrupt) and :class:`Terminated`, FAILED for anything else (a full disk
-    included), then re-raise.
-
-    The opening holds the stop signals (``defer``: a local store, see
-    :func:`fault_diag.tracking.deferred_signals`): one arriving while the run is opened takes
-    effect once the tracker is here to be closed, so no window leaves an open run unclosed.
-    """
-    from fault_diag.tracking import deferred_signals
-
-    tracker = None
-    try:
-        with deferred_signals(defer):
-            tracker = open_tracker()
-        yield tracker
-    except (KeyboardInterrupt, Terminated):
-        if tracker is not None:
-            with _signals_held():
-                tracker.fail("KILLED")
-        raise
-    except BaseException:
-        if tracker is not None:
-            with _signals_held():
-                tracker.fail("FAILED")
-        raise
-
-
-@contextlib.contextmanager
-def run_folder_lock(output_dir: Path) -> Iterator[None]:
-    """Hold a lock on ``output_dir`` while a job runs there; raise :class:`RunFolderBusy` at once
-    when another process holds it.
-
-    Two jobs in one folder (two runs started in the same second with the default folder name,
-    or a resume started while the first job still runs) would overwrite each other's checkpoint
-    and both log into the run recorded there. The lock is ``flock`` on the folder itself: it
-    adds no file (a job refused by its checks leaves its folder as empty as before) and goes
-    with its process however that ends, so a killed job never leaves its folder locked. Where
-    the file system cannot lock a folder (some network mounts) the job runs unlocked.
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no flock
-        yield
-        return
-    created = not output_dir.exists()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(output_dir, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunFolderBusy(
-                f"run folder {output_dir} is in use by another fd-train process; "
-                "give this job its own hydra.run.dir"
-            ) from None
-        except OSError as exc:
-            log.debug("run folder %s cannot be locked (%s): running unlocked", output_dir, exc)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-        if created:
-            # a job refused before it wrote anything (bad data, a bad store) leaves no empty
-            # folder behind; rmdir fails, harmlessly, on a folder that holds anything
-            with contextlib.suppress(OSError):
-                output_dir.rmdir()
-
-
 def write_run_record(output_dir: Path, run_id: str, uri: str, fingerprint: str) -> None:
     """Record in the run folder which MLflow run it trains (atomically), as soon as the run exists.
 
@@ -540,8 +390,6 @@ def run_job(cfg: Config | DictConfig) -> float:
     run by rerunning it into the same run folder, or (MLflow) closed KILLED by the next run
     started in its experiment on this host (:func:`fault_diag.tracking.close_stale_runs`).
     """
-    from fault_diag.tracking import git_commit
-
     git_commit()  # fixed now, for this process: the code it imported (see git_commit)
     overrides, sweep_dir, n_jobs = _hydra_context()
     # Every check that can fail happens before the dataset is built or a run is opened.
@@ -556,7 +404,7 @@ def run_job(cfg: Config | DictConfig) -> float:
     timing: dict[str, float] = {}
     t_job = time.perf_counter()
 
-    restore = _terminate_as_interrupt()  # before the store is opened: it may be created now
+    restore = stop_signals_raise()  # before the store is opened: it may be created now
     try:
         backend.check(config.tracking)  # a garbage file, a half-migrated store, no server
         with run_folder_lock(output_dir):

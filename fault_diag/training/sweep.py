@@ -86,16 +86,15 @@ def run_sweep(plan: SweepPlan, *, max_members: int | None = None) -> list[dict[s
     and closed FINISHED with the member's results, or FAILED / KILLED when the sweep stops.
     """
     from fault_diag.data import build_dataset
-    from fault_diag.tracker import Tracker, get_backend
-    from fault_diag.tracking import deferred_signals
-    from fault_diag.training.concurrent import train_sweep
-    from fault_diag.training.run import (
+    from fault_diag.lifecycle import (
         Terminated,
-        _signals_held,
-        _terminate_as_interrupt,
-        finish_job,
-        start_tracker,
+        deferred_signals,
+        signals_held,
+        stop_signals_raise,
     )
+    from fault_diag.tracker import Tracker, get_backend
+    from fault_diag.training.concurrent import train_sweep
+    from fault_diag.training.run import finish_job, start_tracker
 
     configs = plan.configs
     trackings = {json.dumps(asdict(c.tracking), sort_keys=True, default=str) for c in configs}
@@ -117,7 +116,7 @@ def run_sweep(plan: SweepPlan, *, max_members: int | None = None) -> list[dict[s
     for i, c in enumerate(configs):
         by_data.setdefault(json.dumps(asdict(c.data), sort_keys=True, default=str), []).append(i)
 
-    restore = _terminate_as_interrupt()
+    restore = stop_signals_raise()
     trackers: list[Tracker] = []
     finished: set[int] = set()
     rows: list[dict[str, Any]] = []
@@ -184,7 +183,7 @@ def run_sweep(plan: SweepPlan, *, max_members: int | None = None) -> list[dict[s
                 )
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt | Terminated) else "FAILED"
-        with _signals_held():
+        with signals_held():
             for i, tracker in enumerate(trackers):
                 if i not in finished:
                     tracker.fail(status)
