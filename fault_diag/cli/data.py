@@ -499,19 +499,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 _next(f"fd-data summary --setup {args.setup}   (then: fd-train data={args.setup})")
         return 1 if failed else 0
     if args.command == "verify":
-        keys = args.files or (setup_file_keys(source, args.setup) if args.setup else None)
-        rep = verify_report(keys, args.dir, source=source)
-        if args.json:
-            _print_json(rep)
-        else:
-            print(f"folder {rep['folder']}: {rep['counts']}")
-            for f in rep["files"]:
-                if args.setup or args.files or f["status"] != "missing":
-                    print(f"  {f['file']:>9}  {f['status']}")
-        bad = rep["counts"].get("hash_mismatch", 0) + (
-            rep["counts"].get("missing", 0) if args.strict else 0
-        )
-        return 1 if bad else 0
+        return _verify(args, source, args.files)
     if args.command == "summary":
         if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg"):
             raise DataError(f"--plot {args.plot}: expected a .png or .svg path")
@@ -581,15 +569,22 @@ def _dispatch_source(args: argparse.Namespace, source: Any) -> int:
             if not failed and args.setup:
                 _next(f"fd-data summary --setup {args.setup}   (then: fd-train data={args.setup})")
         return 1 if failed else 0
-    keys = keys or (source.file_keys(args.setup) if args.setup else None)
+    return _verify(args, source, keys)
+
+
+def _verify(args: argparse.Namespace, source: Any, keys: list[str] | None) -> int:
+    """``fd-data verify`` of any source: ``keys`` (checked ``--files``), else the setup's files,
+    else everything in the folder; exit 1 on a hash mismatch (or, with ``--strict``, a missing file)."""
+    keys = keys or (setup_file_keys(source, args.setup) if args.setup else None)
     rep = verify_report(keys, args.dir, source=source)
     if args.json:
         _print_json(rep)
     else:
         print(f"folder {rep['folder']}: {rep['counts']}")
+        width = max([9, *(len(str(f["file"])) for f in rep["files"])])
         for f in rep["files"]:
             if args.setup or args.files or f["status"] != "missing":
-                print(f"  {f['file']:>22}  {f['status']}")
+                print(f"  {f['file']:>{width}}  {f['status']}")
     bad = rep["counts"].get("hash_mismatch", 0) + (
         rep["counts"].get("missing", 0) if args.strict else 0
     )

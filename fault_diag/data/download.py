@@ -129,28 +129,30 @@ def fetch_source_files(
                 _check_hash(path, expected)
                 report.paths[key] = path
                 continue
-            report.paths[key] = _pooch_fetch(
-                key, source.url(key, base_url), expected, target, progress, timeout_s, source
-            )
+            url = source.url(key, base_url)
+            hint = f"To supply it by hand, put it at {target / key} (from {url}), or {source.dir_hint()}"
+            report.paths[key] = pooch_fetch(key, url, expected, target, progress, timeout_s, hint)
         except DataError as exc:
             log.debug("%s", exc)
             report.errors[key] = str(exc)
     return report
 
 
-def _pooch_fetch(
+def pooch_fetch(
     key: str,
     url: str,
     expected: str | None,
     target: Path,
     progress: bool,
     timeout_s: float,
-    source: Any,
+    hint: str,
 ) -> Path:
+    """Download ``url`` to ``target/key`` with pooch, checked against ``expected`` (SHA-256); the
+    one download of every source. Errors name the URL and end with ``hint`` (how to supply the file
+    by hand); a file whose hash differs is discarded, nothing is left under ``target``."""
     import pooch  # lazy: only downloads need it
     import requests
 
-    hint = f"To supply it by hand, put it at {target / key} (from {url}), or {source.dir_hint()}"
     fetcher = pooch.create(
         path=target,
         base_url="",
@@ -164,7 +166,8 @@ def _pooch_fetch(
         if "hash" in str(exc).lower():
             raise HashMismatchError(
                 f"{key} downloaded from {url} does not match the catalogue SHA-256 {expected}; "
-                f"the download was discarded (nothing was written to {target}). {hint}"
+                f"the download was discarded (nothing was written to {target}). The server may "
+                f"serve a different file. {hint}"
             ) from exc
         raise DownloadError(f"download of {url} failed: {exc}. {hint}") from exc
     except requests.exceptions.RequestException as exc:

@@ -17,8 +17,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fault_diag import paths
-from fault_diag.data.download import DEFAULT_TIMEOUT_S, FetchReport, FileStatus, _check_hash
-from fault_diag.data.errors import DataError, DownloadError, HashMismatchError, MissingDataError
+from fault_diag.data.download import (
+    DEFAULT_TIMEOUT_S,
+    FetchReport,
+    FileStatus,
+    _check_hash,
+    pooch_fetch,
+)
+from fault_diag.data.errors import DataError, MissingDataError
 from fault_diag.data.sources.cwru.catalogue import base_url as resolve_base_url
 from fault_diag.data.sources.cwru.catalogue import file_info, load_catalogue
 from fault_diag.io import file_sha256
@@ -73,29 +79,8 @@ def fetch_file(
         _check_hash(path, expected)
         return path
     target = Path(folder).expanduser().resolve() if folder is not None else paths.download_dir()
-    url_base = resolve_base_url(base_url)
-    url = f"{url_base}/{name}"
-    import pooch  # lazy: only downloads need it
-    import requests
-
-    fetcher = pooch.create(
-        path=target, base_url=url_base + "/", registry={name: registry([number])[name]}
-    )
-    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout_s)
-    try:
-        return Path(fetcher.fetch(name, downloader=downloader))
-    except ValueError as exc:
-        if "hash" in str(exc).lower():
-            raise HashMismatchError(
-                f"{name} downloaded from {url} does not match the catalogue SHA-256 {expected}; "
-                f"the download was discarded (nothing was written to {target}). The server may "
-                f"serve a different file. {_hint(number, target)}"
-            ) from exc
-        raise DownloadError(f"download of {url} failed: {exc}. {_hint(number, target)}") from exc
-    except requests.exceptions.RequestException as exc:
-        raise DownloadError(
-            f"could not download {url} ({type(exc).__name__}: {exc}). {_hint(number, target)}"
-        ) from exc
+    url = f"{resolve_base_url(base_url)}/{name}"
+    return pooch_fetch(name, url, expected, target, progress, timeout_s, _hint(number, target))
 
 
 def fetch(
