@@ -638,9 +638,9 @@ class MlflowRun:
         return {m.step for m in self.client.get_metric_history(self.run_id, "val/loss")}
 
     def log_curve(self, name: str, points: list[tuple[float, float]]) -> None:
-        """A curve as one metric whose step is x (MLflow steps are integers: SNRs in dB are; a
-        fractional x is rounded), so the dashboard draws it against x; the points also go to a
-        table artifact ``curves/<name>.json`` with exact x."""
+        """A curve as one metric whose step is x, so the dashboard draws it against x. MLflow steps
+        are integers: a fractional x (an SNR of 2.5 dB) is rounded here; the exact grid is in the
+        run's ``test_conditions.csv`` and ``test_grid.json`` artifacts."""
         from mlflow.entities import Metric
         from mlflow.utils.time import get_current_time_millis
 
@@ -649,11 +649,6 @@ class MlflowRun:
         with deferred_signals(self.local):
             for start in range(0, len(items), 1000):
                 self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
-            self.client.log_dict(
-                self.run_id,
-                {"x": [float(x) for x, _ in points], "y": [float(y) for _, y in points]},
-                f"curves/{name.replace('/', '_')}.json",
-            )
 
     def describe(self) -> str:
         """Where the run is, how to open the dashboard, and the run's page there (in MLflow's
