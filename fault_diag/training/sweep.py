@@ -112,9 +112,10 @@ def run_sweep(plan: SweepPlan, *, max_members: int | None = None) -> list[dict[s
         )
     )
     # Members sharing a data config share one dataset.
+    data_key = [json.dumps(asdict(c.data), sort_keys=True, default=str) for c in configs]
     by_data: dict[str, list[int]] = {}
-    for i, c in enumerate(configs):
-        by_data.setdefault(json.dumps(asdict(c.data), sort_keys=True, default=str), []).append(i)
+    for i, key in enumerate(data_key):
+        by_data.setdefault(key, []).append(i)
 
     restore = stop_signals_raise()
     trackers: list[Tracker] = []
@@ -130,12 +131,10 @@ def run_sweep(plan: SweepPlan, *, max_members: int | None = None) -> list[dict[s
             sweep_dir=plan.sweep_dir,
             overrides=list(plan.overrides),
         )
-        datasets = {}
-        for key, members in by_data.items():
-            datasets[key] = build_dataset(configs[members[0]].data)
+        datasets = {key: build_dataset(configs[m[0]].data) for key, m in by_data.items()}
         with deferred_signals(True):
-            for c in configs:
-                dataset = datasets[json.dumps(asdict(c.data), sort_keys=True, default=str)]
+            for c, key in zip(configs, data_key, strict=True):
+                dataset = datasets[key]
                 out = Path(c.paths.output_dir)
                 out.mkdir(parents=True, exist_ok=True)
                 trackers.append(
